@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang and fuzzes one of them.
+# Usage: scripts/fuzz.sh TARGET [SECONDS]   (TARGET: quote | td_report)
+# Seeds come from the real quotes in ../shared/testdata; the corpus grows in fuzz-corpus/TARGET.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target="${1:?usage: scripts/fuzz.sh TARGET [SECONDS]}"
+seconds="${2:-60}"
+scripts/install-deps.sh --fuzz
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz --target "fuzz_${target}"
+
+corpus="fuzz-corpus/${target}"
+mkdir -p "$corpus"
+shared="${TDXVIRT_SHARED_DIR:-../shared}"
+for q in "$shared"/testdata/quotes/tdx-*/quote.bin; do
+  cp -n "$q" "$corpus/seed-$(basename "$(dirname "$q")")" || true
+done
+if [[ "$target" == "td_report" ]]; then
+  # A TDREPORT seed: report type TDX, the rest zero.
+  printf '\x81' > "$corpus/seed-tdreport"; head -c 1023 /dev/zero >> "$corpus/seed-tdreport"
+fi
+"build-fuzz/fuzz/fuzz_${target}" -max_total_time="$seconds" -max_len=16384 -print_final_stats=1 "$corpus"

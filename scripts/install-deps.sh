@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package tdxvirt needs to build and test. Idempotent: when all packages are
+# present it changes nothing and does not touch the network. Usage: scripts/install-deps.sh [--fuzz]
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libssl-dev            # OpenSSL 3: all crypto, X.509, TLS
+  nlohmann-json3-dev    # JSON
+  libcli11-dev          # command line
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+if [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang libclang-rt-14-dev)  # libFuzzer
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,37 @@
+// Helpers shared by the test suites: the team's real test data and running the tdxvirt binary.
+#pragma once
+
+#include <string>
+
+#include "common/bytes.h"
+
+namespace tdxvirt::testing {
+
+// Path under shared/testdata, e.g. TestdataPath("quotes/tdx-v4-uptodate/quote.bin").
+std::string TestdataPath(const std::string& relative);
+// Reads a file under shared/testdata; fails the test (and returns empty) when it is missing.
+Bytes ReadTestdata(const std::string& relative);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // standard output
+  std::string err;  // standard error
+};
+// Runs the tdxvirt binary with `args` (shell words, already quoted), optional stdin text.
+CommandResult RunTdxvirt(const std::string& args, const std::string& stdin_text = "");
+
+// A fresh directory under the test temp dir, removed by the caller's TempDir destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void WriteFile(const std::string& path, const std::string& content);
+
+}  // namespace tdxvirt::testing
