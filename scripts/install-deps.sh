@@ -8,6 +8,7 @@ packages=(
   libssl-dev            # OpenSSL 3: all crypto, X.509, TLS
   nlohmann-json3-dev    # JSON
   libcli11-dev          # command line
+  libcpp-httplib-dev    # HTTP(S) client and server (PCS/PCCS client, test servers)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

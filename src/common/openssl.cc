@@ -1,6 +1,9 @@
 #include "common/openssl.h"
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
@@ -37,21 +40,100 @@ ByteArray<64> Sha512(ByteSpan data) {
   return out;
 }
 
+Result<PkeyPtr> P256PublicKeyFromRaw(const ByteArray<64>& xy) {
+  unsigned char point[65];
+  point[0] = 0x04;  // uncompressed
+  std::copy(xy.begin(), xy.end(), point + 1);
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>("prime256v1"), 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point),
+      OSSL_PARAM_construct_end()};
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr), EVP_PKEY_CTX_free);
+  EVP_PKEY* key = nullptr;
+  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params) != 1)
+    return Error{"not a P-256 public key (x||y): " + LastError()};
+  return PkeyPtr(key);
+}
+
+namespace {
+// Raw r||s to the DER ECDSA-Sig-Value OpenSSL verifies.
+Bytes RawSignatureToDer(const ByteArray<64>& rs) {
+  ECDSA_SIG* sig = ECDSA_SIG_new();
+  if (!sig) return {};
+  BIGNUM* r = BN_bin2bn(rs.data(), 32, nullptr);
+  BIGNUM* s = BN_bin2bn(rs.data() + 32, 32, nullptr);
+  if (!r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(sig);
+    return {};
+  }
+  Bytes der(80);
+  unsigned char* p = der.data();
+  int len = i2d_ECDSA_SIG(sig, &p);
+  ECDSA_SIG_free(sig);
+  der.resize(len > 0 ? size_t(len) : 0);
+  return der;
+}
+}  // namespace
+
+bool VerifyEcdsaP256Sha256(EVP_PKEY* key, ByteSpan message, const ByteArray<64>& signature_rs) {
+  Bytes der = RawSignatureToDer(signature_rs);
+  if (der.empty() || !key) return false;
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  bool ok = ctx && EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1 &&
+            EVP_DigestVerify(ctx.get(), der.data(), der.size(), message.data(), message.size()) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+Result<ByteArray<64>> SignEcdsaP256Sha256(EVP_PKEY* key, ByteSpan message) {
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, message.data(), message.size()) != 1)
+    return Error{"ECDSA sign failed: " + LastError()};
+  Bytes der(len);
+  if (EVP_DigestSign(ctx.get(), der.data(), &len, message.data(), message.size()) != 1)
+    return Error{"ECDSA sign failed: " + LastError()};
+  const unsigned char* p = der.data();
+  ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, long(len));
+  if (!sig) return Error{"ECDSA signature is not DER: " + LastError()};
+  ByteArray<64> out{};
+  const BIGNUM *r = nullptr, *s = nullptr;
+  ECDSA_SIG_get0(sig, &r, &s);
+  bool ok = BN_bn2binpad(r, out.data(), 32) == 32 && BN_bn2binpad(s, out.data() + 32, 32) == 32;
+  ECDSA_SIG_free(sig);
+  if (!ok) return Error{"ECDSA signature is not P-256 sized"};
+  return out;
+}
+
 namespace {
 struct BioFree { void operator()(BIO* p) const { BIO_free(p); } };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 }  // namespace
 
-Result<std::vector<X509Ptr>> ParsePemChain(std::string_view pem) {
+Result<std::vector<X509Ptr>> ParsePemChain(std::string_view pem, bool strict) {
   std::vector<X509Ptr> chain;
   static constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
-  size_t pos = 0;
+  static constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  auto only_padding = [](std::string_view gap) {
+    return gap.find_first_not_of(std::string_view(" \t\r\n\0", 5)) == std::string_view::npos;
+  };
+  size_t pos = 0, prev_end = 0;
   while ((pos = pem.find(kBegin, pos)) != std::string_view::npos) {
-    size_t end = pem.find("-----END CERTIFICATE-----", pos);
+    if (strict && !only_padding(pem.substr(prev_end, pos - prev_end)))
+      return Error{"unexpected text before PEM certificate " + std::to_string(chain.size() + 1)};
+    size_t end = pem.find(kEnd, pos);
     if (end == std::string_view::npos)
       return Error{"PEM certificate " + std::to_string(chain.size() + 1) +
                    " has no END CERTIFICATE line"};
-    end += 25;
+    if (pem.substr(pos + kBegin.size(), end - pos - kBegin.size()).find("-----") != std::string_view::npos)
+      return Error{"PEM certificate " + std::to_string(chain.size() + 1) +
+                   " has a broken END CERTIFICATE line"};
+    end += kEnd.size();
     std::string_view block = pem.substr(pos, end - pos);
     BioPtr bio(BIO_new_mem_buf(block.data(), int(block.size())));
     X509* cert = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr;
@@ -59,9 +141,11 @@ Result<std::vector<X509Ptr>> ParsePemChain(std::string_view pem) {
       return Error{"PEM certificate " + std::to_string(chain.size() + 1) +
                    " is not a valid X.509 certificate: " + LastError()};
     chain.emplace_back(cert);
-    pos = end;
+    pos = prev_end = end;
   }
   if (chain.empty()) return Error{"no PEM certificate (BEGIN CERTIFICATE) found"};
+  if (strict && !only_padding(pem.substr(prev_end)))
+    return Error{"unexpected text after the last PEM certificate"};
   return chain;
 }
 

@@ -30,9 +30,18 @@ ByteArray<32> Sha256(ByteSpan data);
 ByteArray<48> Sha384(ByteSpan data);
 ByteArray<64> Sha512(ByteSpan data);
 
-// Every certificate in a PEM text, in order. Bytes after the last block (NUL padding in quotes) are
-// ignored; text with no certificate, or a malformed block, is an error.
-Result<std::vector<X509Ptr>> ParsePemChain(std::string_view pem);
+// A P-256 public key from its raw x||y coordinates (the quote's encoding, no 0x04 prefix).
+Result<PkeyPtr> P256PublicKeyFromRaw(const ByteArray<64>& xy);
+// ECDSA-P256-SHA256 verification of a raw r||s signature (the quote's encoding). False for a bad
+// signature and for any malformed input; never throws.
+bool VerifyEcdsaP256Sha256(EVP_PKEY* key, ByteSpan message, const ByteArray<64>& signature_rs);
+// Signs with ECDSA-SHA256 and returns raw r||s.
+Result<ByteArray<64>> SignEcdsaP256Sha256(EVP_PKEY* key, ByteSpan message);
+
+// Every certificate in a PEM text, in order; text with no certificate, or a malformed block, is an
+// error. `strict` (for chains inside evidence) also refuses anything between or after the blocks
+// but white space and NUL padding, so no byte of the chain is free to alter.
+Result<std::vector<X509Ptr>> ParsePemChain(std::string_view pem, bool strict = false);
 Result<X509Ptr> ParseDerCertificate(ByteSpan der);
 Result<X509CrlPtr> ParseDerCrl(ByteSpan der);
 

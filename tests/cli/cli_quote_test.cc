@@ -145,5 +145,65 @@ TEST(CliReportInspect, ParsesTdReport) {
   EXPECT_NE(bad.err.find("expected exactly 1024 bytes, got 1"), std::string::npos);
 }
 
+std::string VerifyArgs(const std::string& quote, const std::string& collateral, const std::string& at) {
+  return "quote verify --compact --quote " + TestdataPath(quote) + " --collateral " +
+         TestdataPath(collateral) + " --at " + at;
+}
+
+TEST(CliQuoteVerify, VerifiedQuoteExitsZero) {
+  auto r = RunTdxvirt(VerifyArgs("quotes/tdx-v4-uptodate/quote.bin",
+                                 "quotes/tdx-v4-uptodate/collateral.json", "2025-07-19T10:00:34Z"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["verified"], true);
+  EXPECT_EQ(j["tcb_status"], "UpToDate");
+  EXPECT_EQ(j["tcb_date"], "2024-03-13T00:00:00Z");
+  EXPECT_EQ(j["advisory_ids"], json::array());
+  EXPECT_EQ(j["qe_tcb_status"], "UpToDate");
+  EXPECT_EQ(j["module_tcb_status"], "UpToDate");
+  EXPECT_TRUE(j["error"].is_null());
+  EXPECT_GE(j["checks"].size(), 20u);
+  // Unix seconds work as well as RFC 3339.
+  auto unix_time = RunTdxvirt(VerifyArgs("quotes/tdx-v4-uptodate/quote.bin",
+                                         "quotes/tdx-v4-uptodate/collateral.json", "1752919234"));
+  EXPECT_EQ(unix_time.out, r.out);
+}
+
+TEST(CliQuoteVerify, RejectedQuoteExitsOneAndNamesTheCheck) {
+  auto r = RunTdxvirt(VerifyArgs("quotes/negative/tdx_quote_mrtd_bitflip",
+                                 "quotes/tdx-v4-uptodate/collateral.json", "1752919234"));
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["verified"], false);
+  EXPECT_EQ(j["error"].get<std::string>().rfind("quote_signature:", 0), 0u);
+  auto v5 = RunTdxvirt(VerifyArgs("quotes/tdx-v5-no-tcb-level/quote.bin",
+                                  "quotes/tdx-v5-no-tcb-level/collateral.json", "1773000000"));
+  ASSERT_EQ(v5.exit_code, 1);
+  EXPECT_EQ(json::parse(v5.out)["tcb_status"], "TCBNotSupported");
+  auto expired = RunTdxvirt(VerifyArgs("quotes/tdx-v4-uptodate/quote.bin",
+                                       "quotes/tdx-v4-uptodate/collateral.json", "1753000000"));
+  EXPECT_EQ(expired.exit_code, 1);
+}
+
+TEST(CliQuoteVerify, BadInputExitsTwo) {
+  auto no_coll = RunTdxvirt("quote verify --quote " + TestdataPath("quotes/tdx-v4-uptodate/quote.bin") +
+                            " --collateral /nonexistent.json");
+  EXPECT_EQ(no_coll.exit_code, 2);
+  EXPECT_NE(no_coll.err.find("/nonexistent.json"), std::string::npos);
+  auto bad_time = RunTdxvirt(VerifyArgs("quotes/tdx-v4-uptodate/quote.bin",
+                                        "quotes/tdx-v4-uptodate/collateral.json", "yesterday"));
+  EXPECT_EQ(bad_time.exit_code, 2);
+  EXPECT_NE(bad_time.err.find("--at yesterday"), std::string::npos);
+  auto bad_quote = RunTdxvirt("quote verify --quote - --collateral " +
+                                  TestdataPath("quotes/tdx-v4-uptodate/collateral.json"),
+                              "05000200");
+  EXPECT_EQ(bad_quote.exit_code, 2);
+  auto bad_root = RunTdxvirt(VerifyArgs("quotes/tdx-v4-uptodate/quote.bin",
+                                        "quotes/tdx-v4-uptodate/collateral.json", "1752919234") +
+                             " --root " + TestdataPath("quotes/tdx-v4-uptodate/quote.bin"));
+  EXPECT_EQ(bad_root.exit_code, 2);
+  EXPECT_NE(bad_root.err.find("trusted root"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tdxvirt

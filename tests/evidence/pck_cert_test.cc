@@ -87,5 +87,26 @@ TEST(PckCert, PemChainErrors) {
   EXPECT_NE(open.error().find("no END CERTIFICATE"), std::string::npos);
 }
 
+TEST(PckCert, StrictPemLeavesNoByteFree) {
+  auto q = ParseQuote(ReadTestdata("quotes/tdx-v4-uptodate/quote.bin"));
+  ASSERT_TRUE(q.ok());
+  std::string pem(*PckCertChainPem(*q));
+  ASSERT_TRUE(ossl::ParsePemChain(pem, /*strict=*/true).ok());  // NUL padding is allowed
+  auto trailing = ossl::ParsePemChain(pem + "junk", /*strict=*/true);
+  ASSERT_FALSE(trailing.ok());
+  EXPECT_EQ(trailing.error(), "unexpected text after the last PEM certificate");
+  EXPECT_TRUE(ossl::ParsePemChain(pem + "junk").ok());  // lenient for files people edit
+  auto leading = ossl::ParsePemChain("x" + pem, /*strict=*/true);
+  ASSERT_FALSE(leading.ok());
+  EXPECT_EQ(leading.error(), "unexpected text before PEM certificate 1");
+  // An END line damaged so that the next certificate would be swallowed into this one.
+  std::string broken = pem;
+  size_t end = broken.find("-----END CERTIFICATE-----");
+  broken[end + 24] = ',';
+  auto swallowed = ossl::ParsePemChain(broken);
+  ASSERT_FALSE(swallowed.ok());
+  EXPECT_EQ(swallowed.error(), "PEM certificate 1 has a broken END CERTIFICATE line");
+}
+
 }  // namespace
 }  // namespace tdxvirt::evidence
