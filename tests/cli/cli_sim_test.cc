@@ -1,0 +1,89 @@
+// The simulator from the command line: init -> report -> quote -> verify, as a person would.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace tdxvirt {
+namespace {
+
+using nlohmann::json;
+using testing::RunTdxvirt;
+
+constexpr char kAt[] = "2026-01-01T01:00:00Z";
+
+struct SimFlow {
+  testing::TempDir tmp;
+  std::string dir = tmp.File("sim");
+
+  int Init(const std::string& extra = "") {
+    return RunTdxvirt("sim init --dir " + dir + " --at 2026-01-01T00:00:00Z " + extra).exit_code;
+  }
+  testing::CommandResult Quote(const std::string& td_json, const std::string& version = "4") {
+    testing::WriteFile(tmp.File("td.json"), td_json);
+    auto r = RunTdxvirt("sim report --dir " + dir + " --td " + tmp.File("td.json") +
+                        " --report-data 0011aabb --out " + tmp.File("report.bin"));
+    if (r.exit_code != 0) return r;
+    return RunTdxvirt("sim quote --dir " + dir + " --report " + tmp.File("report.bin") +
+                      " --quote-version " + version + " --out " + tmp.File("quote.bin"));
+  }
+  testing::CommandResult Verify(bool sim_root) {
+    return RunTdxvirt("quote verify --compact --quote " + tmp.File("quote.bin") + " --collateral " + dir +
+                      "/collateral.json --at " + kAt + (sim_root ? " --root " + dir + "/root_ca.pem" : ""));
+  }
+};
+
+TEST(CliSim, QuoteVerifiesUnderSimRootOnly) {
+  SimFlow f;
+  ASSERT_EQ(f.Init(), 0);
+  auto q = f.Quote(R"({"mr_config_id":")" + std::string(96, 'c') + "\"}");
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  auto ok = f.Verify(true);
+  ASSERT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_EQ(json::parse(ok.out)["tcb_status"], "UpToDate");
+  auto intel = f.Verify(false);
+  EXPECT_EQ(intel.exit_code, 1);
+  auto inspect = RunTdxvirt("quote inspect " + f.tmp.File("quote.bin"));
+  ASSERT_EQ(inspect.exit_code, 0);
+  json j = json::parse(inspect.out);
+  EXPECT_EQ(j["mr_config_id"], std::string(96, 'c'));
+  EXPECT_EQ(j["report_data"], "0011aabb" + std::string(120, '0'));
+  EXPECT_EQ(j["pck_chain"][0]["subject"].get<std::string>().rfind("CN=tdxvirt Simulated SGX PCK Certificate", 0),
+            0u);
+}
+
+TEST(CliSim, KeysAreWrittenPrivate) {
+  SimFlow f;
+  ASSERT_EQ(f.Init(), 0);
+  struct stat st {};
+  ASSERT_EQ(stat((f.dir + "/pck.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(CliSim, RevokedScenarioIsRefused) {
+  SimFlow f;
+  ASSERT_EQ(f.Init("--scenario revoked"), 0);
+  ASSERT_EQ(f.Quote("{}").exit_code, 0);
+  auto r = f.Verify(true);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(json::parse(r.out)["tcb_status"], "Revoked");
+}
+
+TEST(CliSim, Version5AndBadInput) {
+  SimFlow f;
+  ASSERT_EQ(f.Init(), 0);
+  ASSERT_EQ(f.Quote(R"({"td15":true})", "5").exit_code, 0);
+  EXPECT_EQ(f.Verify(true).exit_code, 0);
+  EXPECT_EQ(f.Init("--scenario sideways"), 2);
+  auto bad_td = f.Quote(R"({"mr_td":"zz"})");
+  EXPECT_EQ(bad_td.exit_code, 2);
+  EXPECT_NE(bad_td.err.find("mr_td"), std::string::npos);
+  auto no_dir = RunTdxvirt("sim report --dir /nonexistent --out /tmp/x");
+  EXPECT_EQ(no_dir.exit_code, 2);
+  EXPECT_NE(no_dir.err.find("tdxvirt sim init"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tdxvirt
