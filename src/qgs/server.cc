@@ -1,0 +1,380 @@
+#include "qgs/server.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <system_error>
+
+#include "qgs/handler.h"
+
+namespace tdxvirt::qgs {
+
+namespace {
+
+std::string Now() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
+  return buf;
+}
+
+std::string Dump(const nlohmann::ordered_json& j) {
+  // Details can quote client bytes (a CA name); never let bad UTF-8 throw.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+const char* IoOutcome(const IoResult& r) {
+  switch (r.status) {
+    case IoStatus::kEof:
+      return r.bytes == 0 ? "closed" : "truncated";
+    case IoStatus::kTimeout:
+      return "timeout";
+    case IoStatus::kCancelled:
+      return "cancelled";
+    default:
+      return "io_error";
+  }
+}
+
+}  // namespace
+
+void LogToStderr(const std::string& line) {
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  std::cerr << line << "\n" << std::flush;
+}
+
+struct QgsServer::RequestLog {
+  std::string listener;
+  std::string peer;
+  std::string type = "none";
+  std::string outcome;
+  std::string detail;
+  uint32_t error_code = kSuccess;
+  size_t bytes_in = 0;
+  size_t bytes_out = 0;
+  Clock::time_point start = Clock::now();
+  Clock::time_point deadline;
+};
+
+QgsServer::QgsServer(QuoteBackend& backend, ServerOptions options)
+    : backend_(&backend), options_(std::move(options)) {
+  if (options_.serialize_backend) {
+    serialized_ = std::make_unique<SerializedBackend>(backend);
+    backend_ = serialized_.get();
+  }
+  if (!options_.log) options_.log = LogToStderr;
+  if (options_.max_connections == 0) options_.max_connections = 1;
+}
+
+QgsServer::~QgsServer() { Stop(); }
+
+Status QgsServer::Start(const std::vector<QgsAddress>& listen) {
+  if (acceptor_.joinable() || stopped_) return Error{"QGS server: Start() called twice"};
+  if (listen.empty()) return Error{"QGS server: no address to listen on"};
+  stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_fd_.valid()) return Error{std::string("QGS server: eventfd: ") + std::strerror(errno)};
+  std::vector<Listener> listeners;
+  auto cleanup = [&listeners] {
+    for (Listener& l : listeners)
+      if (l.address.kind == QgsAddress::Kind::kUnix) unlink(l.address.path.c_str());
+  };
+  for (const QgsAddress& a : listen) {
+    Listener l;
+    auto fd = Listen(a, {.backlog = options_.backlog, .unix_mode = options_.unix_mode}, &l.address);
+    if (!fd.ok()) {
+      cleanup();
+      return Error{fd.error()};
+    }
+    l.fd = std::move(*fd);
+    struct stat st {};
+    if (a.kind == QgsAddress::Kind::kUnix && stat(a.path.c_str(), &st) == 0) {
+      l.dev = st.st_dev;
+      l.ino = st.st_ino;
+    }
+    listeners.push_back(std::move(l));
+  }
+  listeners_ = std::move(listeners);
+  std::string names;
+  for (const Listener& l : listeners_) {
+    bound_.push_back(l.address);
+    names += (names.empty() ? "" : " ") + ToString(l.address);
+  }
+  LogEvent("listening", names);
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+  return OkStatus();
+}
+
+void QgsServer::Stop() {
+  std::lock_guard stop_lock(stop_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopping_ = true;
+  }
+  if (stop_fd_.valid()) {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(stop_fd_.get(), &one, sizeof(one));
+  }
+  cv_.notify_all();
+  if (acceptor_.joinable()) acceptor_.join();
+  JoinFinished(/*all=*/true);
+  for (Listener& l : listeners_) {
+    l.fd.reset();
+    struct stat st {};
+    if (l.address.kind == QgsAddress::Kind::kUnix && stat(l.address.path.c_str(), &st) == 0 &&
+        st.st_dev == l.dev && st.st_ino == l.ino)
+      unlink(l.address.path.c_str());
+  }
+  bool was_started = !listeners_.empty();
+  listeners_.clear();
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  if (was_started) LogEvent("stopped", std::to_string(served_.load()) + " connections served");
+}
+
+size_t QgsServer::active_connections() const {
+  std::lock_guard lock(mu_);
+  return active_;
+}
+
+void QgsServer::JoinFinished(bool all) {
+  std::list<std::unique_ptr<Connection>> finished;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (all || (*it)->done) {
+        finished.push_back(std::move(*it));
+        it = connections_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : finished)
+    if (c->thread.joinable()) c->thread.join();
+}
+
+void QgsServer::AcceptLoop() {
+  std::vector<pollfd> fds;
+  for (const Listener& l : listeners_) fds.push_back({l.fd.get(), POLLIN, 0});
+  fds.push_back({stop_fd_.get(), POLLIN, 0});
+  for (;;) {
+    JoinFinished(/*all=*/false);
+    {
+      // At the cap, leave new connections in the kernel's backlog until a slot frees.
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || active_ < options_.max_connections; });
+      if (stopping_) return;
+    }
+    for (pollfd& p : fds) p.revents = 0;
+    int n = poll(fds.data(), fds.size(), -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      LogEvent("accept_error", std::string("poll: ") + std::strerror(errno));
+      return;
+    }
+    if (fds.back().revents & POLLIN) return;  // stopping
+    for (size_t i = 0; i + 1 < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      int fd = accept4(fds[i].fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+          continue;
+        LogEvent("accept_error", std::strerror(errno));
+        // Out of descriptors or memory: back off rather than spin.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      auto conn = std::make_unique<Connection>();
+      Connection* c = conn.get();
+      const Listener& listener = listeners_[i];
+      {
+        std::lock_guard lock(mu_);
+        ++active_;
+        connections_.push_back(std::move(conn));
+      }
+      try {
+        c->thread = std::thread([this, c, &listener, owned = UniqueFd(fd)]() mutable {
+          Serve(std::move(owned), listener);
+          {
+            std::lock_guard lock(mu_);
+            c->done = true;
+            --active_;
+          }
+          served_.fetch_add(1);
+          cv_.notify_all();
+        });
+      } catch (const std::system_error& e) {
+        // No thread (resource limits): the lambda, and with it the socket, is already gone.
+        {
+          std::lock_guard lock(mu_);
+          c->done = true;
+          --active_;
+        }
+        LogEvent("accept_error", std::string("cannot start a connection thread: ") + e.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      break;  // one accept per round, so the cap is checked before the next
+    }
+  }
+}
+
+void QgsServer::Serve(UniqueFd fd, const Listener& listener) {
+  RequestLog log;
+  log.listener = ToString(listener.address);
+  log.peer = DescribePeer(fd.get(), listener.address.kind);
+  log.deadline = log.start + options_.request_timeout;
+  uint8_t prefix[kFramePrefixSize];
+  IoResult r = ReadExact(fd.get(), prefix, log.deadline, stop_fd_.get());
+  log.bytes_in = r.bytes;
+  if (!r.ok()) {
+    log.outcome = IoOutcome(r);
+    log.detail = "reading the length prefix: " + r.Describe();
+    Emit(log);
+    return;
+  }
+  uint32_t size = LoadBe32(prefix);
+  if (size < kHeaderSize) {
+    log.outcome = "rejected";
+    log.detail = "length prefix " + std::to_string(size) + " is shorter than the 16-byte header";
+  } else {
+    // The header (or, in raw mode, TDREPORT bytes 4..19) comes next either way.
+    Bytes head(kFramePrefixSize + kHeaderSize);
+    std::copy(prefix, prefix + kFramePrefixSize, head.begin());
+    r = ReadExact(fd.get(), std::span(head).subspan(kFramePrefixSize), log.deadline,
+                  stop_fd_.get());
+    log.bytes_in += r.bytes;
+    if (!r.ok()) {
+      log.outcome = r.status == IoStatus::kEof ? "truncated" : IoOutcome(r);
+      log.detail = "reading the header: " + r.Describe();
+    } else {
+      ServeMessage(fd.get(), std::move(head), log);
+    }
+  }
+  // Half-close first so the client reads the whole reply before the end of stream.
+  shutdown(fd.get(), SHUT_WR);
+  Emit(log);
+}
+
+void QgsServer::ServeMessage(int fd, Bytes head, RequestLog& log) {
+  uint32_t size = LoadBe32(head.data());
+  Header header = *DecodeHeader(std::span(head).subspan(kFramePrefixSize));
+  if (size > options_.max_request_size) {
+    // Too long to be read. A frame says so consistently in its header; anything else is no
+    // frame at all, and is taken as a raw TDREPORT, as Intel's QGS does. (A TDREPORT starts
+    // 0x81 0x00, so its "length" is over 2 GiB, and its bytes 4..7 are zero: never version 1.)
+    bool frame = header.major_version == kMajorVersion && header.type < kMessageTypeMax &&
+                 header.size == size;
+    if (!frame) return ServeRaw(fd, std::move(head), log);
+    log.type = MessageTypeName(header.type);
+    log.detail = "length prefix " + std::to_string(size) + " is over the limit of " +
+                 std::to_string(options_.max_request_size) + " bytes";
+    if (auto resp = ResponseTypeFor(header.type)) {
+      log.outcome = "error";
+      log.error_code = kErrorInvalidSize;
+      Reply(fd, Frame(EncodeErrorResponse(*resp, kErrorInvalidSize)), log);
+      // Read (and drop) a little of what is still coming before the close, so a TCP peer is not
+      // reset before it has read the answer. Bounded in bytes and time.
+      shutdown(fd, SHUT_WR);
+      Bytes sink;
+      ReadUntilEof(fd, sink, 64 << 10, Clock::now() + std::chrono::milliseconds(100),
+                   stop_fd_.get());
+    } else {
+      log.outcome = "rejected";
+    }
+    return;
+  }
+  log.type = MessageTypeName(header.type);
+  Bytes message(head.begin() + kFramePrefixSize, head.end());
+  message.resize(size);
+  IoResult r = ReadExact(fd, std::span(message).subspan(kHeaderSize), log.deadline, stop_fd_.get());
+  log.bytes_in += r.bytes;
+  if (!r.ok()) {
+    log.outcome = r.status == IoStatus::kEof ? "truncated" : IoOutcome(r);
+    log.detail = "reading the message body: " + r.Describe();
+    return;
+  }
+  HandledRequest h = HandleMessage(message, *backend_);
+  log.type = h.type;
+  log.outcome = h.outcome;
+  log.error_code = h.error_code;
+  log.detail = h.detail;
+  if (!h.response.empty()) Reply(fd, Frame(h.response), log);
+}
+
+void QgsServer::ServeRaw(int fd, Bytes head, RequestLog& log) {
+  log.type = "raw";
+  Bytes report = std::move(head);
+  size_t have = report.size();
+  report.resize(kRawReportSize);
+  IoResult r = ReadExact(fd, std::span(report).subspan(have), log.deadline, stop_fd_.get());
+  log.bytes_in += r.bytes;
+  if (!r.ok()) {
+    log.outcome = r.status == IoStatus::kEof ? "truncated" : IoOutcome(r);
+    log.detail = "reading a raw TDREPORT: " + r.Describe();
+    return;
+  }
+  HandledRequest h = HandleRawReport(report, *backend_);
+  log.outcome = h.outcome;
+  log.detail = h.detail;
+  if (!h.response.empty()) Reply(fd, h.response, log);  // bare quote: no prefix, no header
+}
+
+void QgsServer::Reply(int fd, ByteSpan bytes, RequestLog& log) {
+  IoResult w = WriteAll(fd, bytes, Clock::now() + options_.write_timeout, stop_fd_.get());
+  log.bytes_out = w.bytes;
+  if (!w.ok()) {
+    log.detail +=
+        (log.detail.empty() ? "" : "; ") + std::string("writing the reply: ") + w.Describe();
+    log.outcome = "write_failed";
+  }
+}
+
+void QgsServer::Emit(const RequestLog& log) {
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - log.start).count();
+  nlohmann::ordered_json j;
+  j["time"] = Now();
+  j["level"] = log.outcome == "ok" ? "info" : "warn";
+  j["component"] = "qgs";
+  j["event"] = "request";
+  j["listener"] = log.listener;
+  j["peer"] = log.peer;
+  j["type"] = log.type;
+  j["outcome"] = log.outcome;
+  if (log.error_code != kSuccess) j["error_code"] = ErrorCodeName(log.error_code);
+  if (!log.detail.empty()) j["detail"] = log.detail;
+  j["bytes_in"] = log.bytes_in;
+  j["bytes_out"] = log.bytes_out;
+  j["duration_ms"] = std::round(ms * 1000) / 1000;
+  options_.log(Dump(j));
+}
+
+void QgsServer::LogEvent(const std::string& event, const std::string& detail) {
+  nlohmann::ordered_json j;
+  j["time"] = Now();
+  j["level"] = event.ends_with("error") ? "error" : "info";
+  j["component"] = "qgs";
+  j["event"] = event;
+  j["detail"] = detail;
+  options_.log(Dump(j));
+}
+
+}  // namespace tdxvirt::qgs
