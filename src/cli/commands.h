@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "common/result.h"
+
 namespace tdxvirt::cli {
 
 // Exit codes shared by every subcommand.
@@ -13,9 +15,23 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitNegative = 1;  // evidence rejected, validation failed
 inline constexpr int kExitUsage = 2;     // bad usage or unreadable/malformed input
 
+// A time given as RFC 3339 ("2025-07-19T10:00:34Z") or Unix seconds; `flag` names it in errors.
+Result<int64_t> ParseTimeOption(const std::string& flag, const std::string& text);
+
 // Prints "tdxvirt: error: <message>" to stderr and returns kExitUsage.
 int InputError(const std::string& message);
 
 void AddQuoteCommands(CLI::App& app, int& exit_code);
+void AddCollateralCommands(CLI::App& app, int& exit_code);
+void AddQgsCommands(CLI::App& app, int& exit_code);
+void AddSimCommands(CLI::App& app, int& exit_code);
+void AddAttestCommands(CLI::App& app, int& exit_code);
+
+// The `serve` group of long-running services (`serve qgs`, ...): created by the first caller,
+// shared by the rest.
+CLI::App* ServeCommand(CLI::App& app);
+// The `attest` group of in-TD attestation steps (`attest quote`, ...): created by the first caller,
+// shared by the rest.
+CLI::App* AttestCommand(CLI::App& app);
 
 }  // namespace tdxvirt::cli

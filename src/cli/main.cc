@@ -2,8 +2,33 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "common/time.h"
 
 namespace tdxvirt::cli {
+
+Result<int64_t> ParseTimeOption(const std::string& flag, const std::string& text) {
+  if (!text.empty() && text.size() < 19 && text.find_first_not_of("0123456789") == std::string::npos)
+    return int64_t(std::stoll(text));
+  auto t = ParseRfc3339(text);
+  if (!t.ok()) return Error{flag + " " + text + ": " + t.error() + " (or give Unix seconds)"};
+  return t;
+}
+
+CLI::App* ServeCommand(CLI::App& app) {
+  auto found = app.get_subcommands([](CLI::App* a) { return a->get_name() == "serve"; });
+  if (!found.empty()) return found.front();
+  auto* serve = app.add_subcommand("serve", "Run a long-lived service (logs JSON lines to stderr)");
+  serve->require_subcommand(1);
+  return serve;
+}
+
+CLI::App* AttestCommand(CLI::App& app) {
+  auto found = app.get_subcommands([](CLI::App* a) { return a->get_name() == "attest"; });
+  if (!found.empty()) return found.front();
+  auto* attest = app.add_subcommand("attest", "Attest from inside a trust domain (quotes, ...)");
+  attest->require_subcommand(1);
+  return attest;
+}
 
 int InputError(const std::string& message) {
   std::cerr << "tdxvirt: error: " << message << "\n";
@@ -19,6 +44,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("tdxvirt ") + TDXVIRT_VERSION);
   int exit_code = kExitOk;
   AddQuoteCommands(app, exit_code);
+  AddCollateralCommands(app, exit_code);
+  AddQgsCommands(app, exit_code);
+  AddSimCommands(app, exit_code);
+  AddAttestCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
