@@ -55,17 +55,6 @@ int RunInit(const InitOptions& o) {
   return kExitOk;
 }
 
-Result<simulator::TdConfig> LoadTdConfig(const std::string& path) {
-  if (path.empty()) return simulator::DefaultTdConfig();
-  auto text = ReadFile(path, 1 << 20);
-  if (!text.ok()) return Error{text.error()};
-  auto j = nlohmann::json::parse(AsString(*text), nullptr, false);
-  if (j.is_discarded()) return Error{path + ": not valid JSON"};
-  auto cfg = simulator::ParseTdConfig(j);
-  if (!cfg.ok()) return Error{path + ": " + cfg.error()};
-  return cfg;
-}
-
 struct ReportOptions {
   std::string dir;
   std::string td;
@@ -76,7 +65,7 @@ struct ReportOptions {
 int RunReport(const ReportOptions& o) {
   auto platform = simulator::SimPlatform::Load(o.dir);
   if (!platform.ok()) return InputError(platform.error());
-  auto cfg = LoadTdConfig(o.td);
+  auto cfg = simulator::LoadTdConfigFile(o.td);
   if (!cfg.ok()) return InputError(cfg.error());
   evidence::ReportData data{};
   if (!o.report_data.empty()) {

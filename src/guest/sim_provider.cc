@@ -20,7 +20,7 @@ Result<std::unique_ptr<SimTdxGuestDevice>> LoadSimTd(const std::string& sim_dir,
                                                      const std::string& td_config_path) {
   auto platform = simulator::SimPlatform::Load(sim_dir);
   if (!platform.ok()) return Error{platform.error()};
-  auto config = LoadTdConfigFile(td_config_path);
+  auto config = simulator::LoadTdConfigFile(td_config_path);
   if (!config.ok()) return Error{config.error()};
   return std::make_unique<SimTdxGuestDevice>(std::move(*platform), std::move(*config));
 }

@@ -70,15 +70,4 @@ Result<TdReportBytes> SimTdxGuestDevice::GetReport(const evidence::ReportData& r
   return td_.ReportBytes(report_data);
 }
 
-Result<simulator::TdConfig> LoadTdConfigFile(const std::string& path) {
-  if (path.empty()) return simulator::DefaultTdConfig();
-  auto text = ReadFile(path, 1 << 20);
-  if (!text.ok()) return Error{text.error()};
-  auto j = nlohmann::json::parse(AsString(*text), nullptr, false);
-  if (j.is_discarded()) return Error{path + ": not valid JSON"};
-  auto config = simulator::ParseTdConfig(j);
-  if (!config.ok()) return Error{path + ": " + config.error()};
-  return config;
-}
-
 }  // namespace tdxvirt::guest

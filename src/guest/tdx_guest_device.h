@@ -49,7 +49,4 @@ class SimTdxGuestDevice : public TdxGuestDevice {
   simulator::SimTd td_;
 };
 
-// A TD config JSON file (simulator::ParseTdConfig's format); an empty path is DefaultTdConfig().
-Result<simulator::TdConfig> LoadTdConfigFile(const std::string& path);
-
 }  // namespace tdxvirt::guest

@@ -2,6 +2,7 @@
 
 #include <openssl/hmac.h>
 
+#include "common/file.h"
 #include "common/hex.h"
 #include "common/openssl.h"
 
@@ -43,6 +44,17 @@ Result<TdConfig> ParseTdConfig(const nlohmann::json& j) {
     c.td15 = it->get<bool>();
   }
   return c;
+}
+
+Result<TdConfig> LoadTdConfigFile(const std::string& path) {
+  if (path.empty()) return DefaultTdConfig();
+  auto text = ReadFile(path, 1 << 20);
+  if (!text.ok()) return Error{text.error()};
+  auto j = nlohmann::json::parse(AsString(*text), nullptr, false);
+  if (j.is_discarded()) return Error{path + ": not valid JSON"};
+  auto config = ParseTdConfig(j);
+  if (!config.ok()) return Error{path + ": " + config.error()};
+  return config;
 }
 
 Status SimTd::ExtendRtmr(int index, const evidence::Sha384Digest& data) {
