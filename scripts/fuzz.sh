@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang and fuzzes one of them.
-# Usage: scripts/fuzz.sh TARGET [SECONDS]   (TARGET: quote | td_report)
+# Usage: scripts/fuzz.sh TARGET [SECONDS]   (TARGET: quote | td_report | collateral | qgs_message)
 # Seeds come from the real quotes in ../shared/testdata; the corpus grows in fuzz-corpus/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +14,20 @@ cmake --build --preset fuzz --target "fuzz_${target}"
 corpus="fuzz-corpus/${target}"
 mkdir -p "$corpus"
 shared="${TDXVIRT_SHARED_DIR:-../shared}"
-for q in "$shared"/testdata/quotes/tdx-*/quote.bin; do
-  cp -n "$q" "$corpus/seed-$(basename "$(dirname "$q")")" || true
-done
+case "$target" in
+  quote | td_report)
+    for q in "$shared"/testdata/quotes/tdx-*/quote.bin; do
+      cp -n "$q" "$corpus/seed-$(basename "$(dirname "$q")")" || true
+    done ;;
+  collateral)
+    cp -n "$shared"/testdata/quotes/tdx-v4-spr-e4-pcs-2023/sample_*_response "$corpus/" || true
+    cp -n "$shared"/testdata/quotes/tdx-v4-uptodate/collateral.json "$corpus/seed-bundle.json" || true ;;
+  qgs_message)
+    cp -n tests/qgs/seeds/*.bin "$corpus/" || true ;;
+  *) echo "unknown target $target" >&2; exit 2 ;;
+esac
 if [[ "$target" == "td_report" ]]; then
   # A TDREPORT seed: report type TDX, the rest zero.
   printf '\x81' > "$corpus/seed-tdreport"; head -c 1023 /dev/zero >> "$corpus/seed-tdreport"
 fi
-"build-fuzz/fuzz/fuzz_${target}" -max_total_time="$seconds" -max_len=16384 -print_final_stats=1 "$corpus"
+"build-fuzz/fuzz/fuzz_${target}" -max_total_time="$seconds" -max_len=32768 -print_final_stats=1 "$corpus"

@@ -1,6 +1,7 @@
 // `tdxvirt attest quote`: the binary, with the simulator in process and through a QGS.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,6 +194,7 @@ TEST_F(AttestQuoteCli, ThroughServeQgsChildProcess) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test killed by its timeout
     int fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);  // keep the test's output pipe free of a long-lived child
     dup2(fd, 2);

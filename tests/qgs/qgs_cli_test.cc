@@ -1,6 +1,9 @@
 // `tdxvirt qgs ...` against an in-process server, and `tdxvirt serve qgs` usage errors.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+
+#include <csignal>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -109,6 +112,7 @@ TEST(QgsCliServe, UsageErrors) {
 pid_t Spawn(const std::vector<std::string>& args, const std::string& err_path) {
   pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test killed by its timeout
     int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int in = open("/dev/null", O_RDONLY);
     if (err < 0 || in < 0) _exit(126);
