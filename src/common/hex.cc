@@ -1,5 +1,7 @@
 #include "common/hex.h"
 
+#include <cstdio>
+
 namespace tdxvirt {
 
 std::string ToHex(ByteSpan data) {
@@ -11,6 +13,12 @@ std::string ToHex(ByteSpan data) {
     out[2 * i + 1] = kDigits[data[i] & 0xf];
   }
   return out;
+}
+
+std::string HexU32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
 }
 
 namespace {

@@ -15,6 +15,9 @@ std::string ToHex(const ByteArray<N>& a) {
   return ToHex(ByteSpan(a));
 }
 
+// "0x00000081": a 32-bit field as error messages show it.
+std::string HexU32(uint32_t v);
+
 // Decodes hex digits of either case. An optional "0x" prefix and ASCII white space anywhere are
 // ignored (quotes are often pasted wrapped). Fails on an odd digit count or a non-hex character.
 Result<Bytes> FromHex(std::string_view text);

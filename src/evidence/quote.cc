@@ -1,6 +1,6 @@
 #include "evidence/quote.h"
 
-#include <cstdio>
+#include "common/hex.h"
 
 namespace tdxvirt::evidence {
 
@@ -9,11 +9,6 @@ namespace {
 constexpr size_t kSignatureDataFixedSize = 64 + 64 + 2 + 4;  // signature, key, cert type, size
 constexpr size_t kQeCertDataFixedSize = kEnclaveReportSize + 64 + 2 + 2 + 4;
 
-std::string HexU32(uint32_t v) {
-  char buf[16];
-  snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
 
 void ReadEnclaveReport(ByteReader& r, EnclaveReportBody& q) {
   r.Read(q.cpu_svn, "qe_report.cpu_svn");

@@ -12,11 +12,6 @@ namespace {
 
 using evidence::BodyType;
 
-std::string Hex32(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
 
 std::string ModuleId(uint8_t major_version) {
   char buf[8];
@@ -159,9 +154,9 @@ Status MatchQeIdentity(const EnclaveIdentity& identity,
                        const evidence::EnclaveReportBody& qe_report) {
   uint32_t misc = qe_report.misc_select & identity.miscselect_mask;
   if (misc != identity.miscselect)
-    return Error{"QE identity mismatch: QE report misc_select " + Hex32(qe_report.misc_select) +
-                 " & miscselectMask " + Hex32(identity.miscselect_mask) + " = " + Hex32(misc) +
-                 ", but the TD QE identity requires miscselect " + Hex32(identity.miscselect)};
+    return Error{"QE identity mismatch: QE report misc_select " + HexU32(qe_report.misc_select) +
+                 " & miscselectMask " + HexU32(identity.miscselect_mask) + " = " + HexU32(misc) +
+                 ", but the TD QE identity requires miscselect " + HexU32(identity.miscselect)};
   ByteArray<16> attributes;
   for (size_t i = 0; i < attributes.size(); ++i)
     attributes[i] = qe_report.attributes[i] & identity.attributes_mask[i];

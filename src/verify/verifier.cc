@@ -66,14 +66,14 @@ Status VerifyChainToRoot(const std::vector<X509Ptr>& chain, const TrustedRoot& r
 }
 
 Result<std::vector<PreparedCollateral::Window>> CertWindows(const std::vector<X509Ptr>& chain,
-                                                            const std::string& check) {
+                                                            const std::string& check, bool crl = false) {
   std::vector<PreparedCollateral::Window> out;
   for (const auto& cert : chain) {
     auto nb = ossl::TimeToUnix(X509_get0_notBefore(cert.get()));
     auto na = ossl::TimeToUnix(X509_get0_notAfter(cert.get()));
     if (!nb.ok() || !na.ok()) return Error{"certificate with a malformed validity time"};
     out.push_back({check, "certificate \"" + ossl::CommonName(X509_get_subject_name(cert.get())) + "\"",
-                   *nb, *na});
+                   *nb, *na, crl});
   }
   return out;
 }
@@ -128,7 +128,7 @@ class Preparer {
       Add(check, s, "", crl);
       return std::nullopt;
     }
-    auto w = CertWindows(*chain, check + "_validity");
+    auto w = CertWindows(*chain, check + "_validity", crl);
     if (!w.ok()) {
       Add(check, Error{w.error()}, "", crl);
       return std::nullopt;
@@ -174,7 +174,7 @@ class Preparer {
       Add(name + "_validity", Error{"the " + name + " lacks a well-formed thisUpdate/nextUpdate"}, "", true);
       return nullptr;
     }
-    windows_.push_back({name + "_validity", name, *this_update, *next_update});
+    windows_.push_back({name + "_validity", name, *this_update, *next_update, /*crl=*/true});
     return std::move(*crl);
   }
 
@@ -373,8 +373,7 @@ VerificationResult QuoteVerifier::Verify(ByteSpan raw, const PreparedCollateral&
   if (pck) windows.insert(windows.end(), pck->windows.begin(), pck->windows.end());
   std::vector<std::string> window_checks;
   for (const auto& w : windows) {
-    bool crl = w.check.rfind("root_ca_crl", 0) == 0 || w.check.rfind("pck_crl", 0) == 0;
-    if (crl && !options.check_crl) continue;
+    if (w.crl && !options.check_crl) continue;
     if (std::find(window_checks.begin(), window_checks.end(), w.check) == window_checks.end())
       window_checks.push_back(w.check);
   }

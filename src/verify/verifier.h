@@ -60,6 +60,7 @@ class PreparedCollateral {
     std::string what;
     int64_t not_before = 0;
     int64_t not_after = 0;
+    bool crl = false;  // skipped with --no-crl
   };
   struct StaticCheck {
     Check check;

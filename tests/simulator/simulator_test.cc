@@ -4,6 +4,7 @@
 #include "common/hex.h"
 #include "common/openssl.h"
 #include "evidence/quote.h"
+#include "simulator/pki.h"
 #include "simulator/platform.h"
 #include "simulator/quoting_enclave.h"
 #include "simulator/sim_backend.h"
@@ -165,12 +166,7 @@ TEST(Simulator, EveryTamperedByteIsRejected) {
     auto pem = evidence::PckCertChainPem(*parsed);
     auto chain = pem.ok() ? ossl::ParsePemChain(*pem) : Result<std::vector<ossl::X509Ptr>>(Error{""});
     if (chain.ok())
-      for (auto& c : *chain) {
-        unsigned char* der = nullptr;
-        int len = i2d_X509(c.get(), &der);
-        out.emplace_back(der, der + len);
-        OPENSSL_free(der);
-      }
+      for (auto& c : *chain) out.push_back(CertToDer(c.get()));
     return out;
   };
   const std::vector<Bytes> original = chain_der(quote);
