@@ -9,6 +9,10 @@ packages=(
   nlohmann-json3-dev    # JSON
   libcli11-dev          # command line
   libcpp-httplib-dev    # HTTP(S) client and server (PCS/PCCS client, test servers)
+  libyaml-cpp-dev       # YAML (manifests, policies)
+  libpugixml-dev        # libvirt domain XML
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # kubelet + KubeVirt hooks
+  libxml2-utils         # xmllint: checks domain XML against libvirt's RelaxNG schema
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
   AddQgsCommands(app, exit_code);
   AddSimCommands(app, exit_code);
   AddAttestCommands(app, exit_code);
+  AddServiceCommands(app, exit_code);
+  AddKubevirtCommands(app, exit_code);
+  AddNodeCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

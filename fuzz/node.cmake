@@ -1,0 +1,2 @@
+# Fuzz targets of src/node (tdxvirt_fuzz_target(name libs...)); their seed replays are CTest tests in
+# tests/node/CMakeLists.txt.
