@@ -10,6 +10,7 @@
 #include "simulator/platform.h"
 #include "simulator/quoting_enclave.h"
 #include "simulator/td.h"
+#include "simulator/tdvf.h"
 
 namespace tdxvirt::cli {
 
@@ -100,6 +101,45 @@ int RunQuote(const QuoteOptions& o) {
   return kExitOk;
 }
 
+struct TdvfOptions {
+  std::string out;
+  std::string label = "tdxvirt-simulated-tdvf";
+  uint32_t bfv_pages = 8;
+};
+
+int RunTdvf(const TdvfOptions& o) {
+  Bytes fw = simulator::MakeSimulatedTdvf(o.label, o.bfv_pages);
+  Status s = WriteFileAtomic(o.out, fw);
+  if (!s.ok()) return InputError(s.error());
+  auto mrtd = simulator::ComputeMrtdOfFirmware(fw);
+  if (!mrtd.ok()) return InputError(mrtd.error());
+  std::cout << nlohmann::json{{"firmware", o.out}, {"size", fw.size()}, {"mr_td", ToHex(*mrtd)}}.dump()
+            << "\n";
+  return kExitOk;
+}
+
+// The MRTD a TD booted from this firmware will have: owners predict it before the TD exists.
+int RunMrtd(const std::string& firmware) {
+  auto fw = ReadFile(firmware, size_t(64) << 20);
+  if (!fw.ok()) return InputError(fw.error());
+  auto sections = simulator::ParseTdvfMetadata(*fw);
+  if (!sections.ok()) return InputError(firmware + ": " + sections.error());
+  nlohmann::json out{{"firmware", firmware},
+                     {"mr_td", ToHex(simulator::ComputeMrtd(*sections, *fw))},
+                     {"sections", nlohmann::json::array()}};
+  static const char* kTypes[] = {"BFV", "CFV", "TD_HOB", "TEMP_MEM"};
+  for (const auto& sec : *sections)
+    out["sections"].push_back({{"type", kTypes[sec.type]},
+                               {"data_offset", sec.data_offset},
+                               {"raw_data_size", sec.raw_data_size},
+                               {"memory_address", sec.memory_address},
+                               {"memory_data_size", sec.memory_data_size},
+                               {"mr_extend", bool(sec.attributes & simulator::kTdvfAttrMrExtend)},
+                               {"page_aug", bool(sec.attributes & simulator::kTdvfAttrPageAug)}});
+  std::cout << out.dump(2) << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddSimCommands(CLI::App& app, int& exit_code) {
@@ -138,6 +178,23 @@ void AddSimCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   quote_cmd->add_option("--out", quote->out, "output quote file")->required();
   quote_cmd->callback([&exit_code, quote] { exit_code = RunQuote(*quote); });
+
+  auto tdvf = std::make_shared<TdvfOptions>();
+  auto* tdvf_cmd = sim->add_subcommand(
+      "tdvf", "Write a small firmware image with real TDVF metadata (a stand-in for OVMF.inteltdx.fd)");
+  tdvf_cmd->add_option("--out", tdvf->out, "output firmware file")->required();
+  tdvf_cmd->add_option("--label", tdvf->label, "seed of the image contents (different label, different MRTD)")
+      ->capture_default_str();
+  tdvf_cmd->add_option("--bfv-pages", tdvf->bfv_pages, "4 KiB pages in the boot firmware volume")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  tdvf_cmd->callback([&exit_code, tdvf] { exit_code = RunTdvf(*tdvf); });
+
+  auto firmware = std::make_shared<std::string>();
+  auto* mrtd_cmd = sim->add_subcommand(
+      "mrtd", "Compute the MRTD of a TDVF firmware image (real OVMF.inteltdx.fd or sim tdvf)");
+  mrtd_cmd->add_option("firmware", *firmware, "firmware file")->required();
+  mrtd_cmd->callback([&exit_code, firmware] { exit_code = RunMrtd(*firmware); });
 }
 
 }  // namespace tdxvirt::cli
