@@ -10,6 +10,7 @@
 #include "simulator/platform.h"
 #include "simulator/quoting_enclave.h"
 #include "simulator/td.h"
+#include "simulator/domain_boot.h"
 #include "simulator/tdvf.h"
 
 namespace tdxvirt::cli {
@@ -140,6 +141,34 @@ int RunMrtd(const std::string& firmware) {
   return kExitOk;
 }
 
+struct BootOptions {
+  std::string domain;
+  std::string firmware;
+  std::string out;
+};
+
+// The TD a host would boot from a domain XML: its TD config (for sim report/quote, attest quote).
+int RunBoot(const BootOptions& o) {
+  auto xml = ReadFile(o.domain, 4 << 20);
+  if (!xml.ok()) return InputError(xml.error());
+  auto domain = simulator::ReadTdDomain(AsString(*xml));
+  if (!domain.ok()) return InputError(o.domain + ": " + domain.error());
+  std::string firmware = o.firmware.empty() ? domain->loader : o.firmware;
+  auto fw = ReadFile(firmware, size_t(64) << 20);
+  if (!fw.ok())
+    return InputError(fw.error() + " (the domain's loader; give --firmware, e.g. from sim tdvf)");
+  auto config = simulator::TdConfigForDomain(*domain, *fw);
+  if (!config.ok()) return InputError(config.error());
+  std::string text = simulator::TdConfigToJson(*config).dump(2) + "\n";
+  if (o.out.empty()) {
+    std::cout << text;
+    return kExitOk;
+  }
+  Status s = WriteFileAtomic(o.out, AsBytes(text));
+  if (!s.ok()) return InputError(s.error());
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddSimCommands(CLI::App& app, int& exit_code) {
@@ -195,6 +224,15 @@ void AddSimCommands(CLI::App& app, int& exit_code) {
       "mrtd", "Compute the MRTD of a TDVF firmware image (real OVMF.inteltdx.fd or sim tdvf)");
   mrtd_cmd->add_option("firmware", *firmware, "firmware file")->required();
   mrtd_cmd->callback([&exit_code, firmware] { exit_code = RunMrtd(*firmware); });
+
+  auto boot = std::make_shared<BootOptions>();
+  auto* boot_cmd = sim->add_subcommand(
+      "boot", "Boot a libvirt TD domain on the simulated host: print the TD config (MRTD from the "
+              "firmware, MRCONFIGID and attributes from launchSecurity, RTMRs from the settings)");
+  boot_cmd->add_option("--domain", boot->domain, "domain XML with <launchSecurity type='tdx'>")->required();
+  boot_cmd->add_option("--firmware", boot->firmware, "TDVF image (default: the domain's <loader>)");
+  boot_cmd->add_option("--out", boot->out, "TD config JSON to write (default: stdout); use with --td");
+  boot_cmd->callback([&exit_code, boot] { exit_code = RunBoot(*boot); });
 }
 
 }  // namespace tdxvirt::cli

@@ -46,6 +46,19 @@ Result<TdConfig> ParseTdConfig(const nlohmann::json& j) {
   return c;
 }
 
+nlohmann::json TdConfigToJson(const TdConfig& c) {
+  nlohmann::json j{{"mr_td", ToHex(c.td.mr_td)},
+                   {"mr_config_id", ToHex(c.td.mr_config_id)},
+                   {"mr_owner", ToHex(c.td.mr_owner)},
+                   {"mr_owner_config", ToHex(c.td.mr_owner_config)},
+                   {"td_attributes", ToHex(c.td.td_attributes)},
+                   {"xfam", ToHex(c.td.xfam)},
+                   {"td15", c.td15}};
+  for (int i = 0; i < 4; ++i) j["rtmr" + std::to_string(i)] = ToHex(c.td.rtmr[i]);
+  if (c.td15) j["servtd_hash"] = ToHex(c.servtd_hash);
+  return j;
+}
+
 Result<TdConfig> LoadTdConfigFile(const std::string& path) {
   if (path.empty()) return DefaultTdConfig();
   auto text = ReadFile(path, 1 << 20);

@@ -24,6 +24,8 @@ TdConfig DefaultTdConfig();
 // mr_owner, mr_owner_config, rtmr0..rtmr3, td_attributes, xfam; plus "debug": true|false as a
 // shorthand for attribute bit 0, and "td15". Absent fields keep DefaultTdConfig's values.
 Result<TdConfig> ParseTdConfig(const nlohmann::json& j);
+// The JSON ParseTdConfig reads (every field, hex).
+nlohmann::json TdConfigToJson(const TdConfig& config);
 // ParseTdConfig of a JSON file (at most 1 MiB); "" gives DefaultTdConfig().
 Result<TdConfig> LoadTdConfigFile(const std::string& path);
 
