@@ -1,0 +1,298 @@
+// Node labels: the NFD local feature file, the merge patch, and the Kubernetes API client against
+// a loopback HTTPS API-server peer (path, content type, body, bearer token, retries).
+#include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "common/openssl.h"
+#include "node/labels.h"
+#include "test_util.h"
+
+namespace tdxvirt::node {
+namespace {
+
+using tdxvirt::testing::TempDir;
+using tdxvirt::testing::WriteFile;
+using namespace std::chrono_literals;
+
+TdxDetection ReadyHost(int64_t capacity = 16, int64_t used = 3) {
+  TdxDetection d;
+  d.ready = d.tdx_enabled = d.keys_known = true;
+  d.keys.capacity = capacity;
+  d.keys.used = used;
+  d.keys.kubernetes_usage_known = true;
+  return d;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(NodeLabels, ForAReadyHostAndOthers) {
+  LabelSet l = NodeLabels(ReadyHost());
+  EXPECT_EQ(l.at(kLabelTdx), "true");
+  EXPECT_EQ(l.at(kLabelKeysTotal), "16");
+  EXPECT_EQ(l.at(kLabelKeysFree), "13");
+  EXPECT_EQ(l.count(kKubevirtTdxLabel), 0u);
+  EXPECT_EQ(NodeLabels(ReadyHost(), {.kubevirt_label = true}).at(kKubevirtTdxLabel), "true");
+
+  TdxDetection off;  // not a TDX host: our labels are removed
+  LabelSet none = NodeLabels(off, {.kubevirt_label = true});
+  EXPECT_FALSE(none.at(kLabelTdx).has_value());
+  EXPECT_FALSE(none.at(kLabelKeysTotal).has_value());
+  EXPECT_FALSE(none.at(kKubevirtTdxLabel).has_value());
+}
+
+TEST(NodeLabels, NfdFeatureFileIsReplacedAtomically) {
+  TempDir dir;
+  ASSERT_TRUE(WriteNfdFeatureFile(dir.path(), NodeLabels(ReadyHost())).ok());
+  EXPECT_EQ(ReadAll(dir.File(kNfdFeatureFile)),
+            "# Written by the tdxvirt node agent (tdxvirt serve node-agent); replaced atomically.\n"
+            "tdxvirt.io/tdx=true\n"
+            "tdxvirt.io/tdx-keys-free=13\n"
+            "tdxvirt.io/tdx-keys-total=16\n");
+  ASSERT_TRUE(WriteNfdFeatureFile(dir.path(), NodeLabels(TdxDetection{})).ok());
+  std::string text = ReadAll(dir.File(kNfdFeatureFile));
+  EXPECT_EQ(text.find("tdxvirt.io/tdx="), std::string::npos) << text;  // absent = label removed
+  size_t files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) {
+    ++files;
+    EXPECT_EQ(e.path().filename(), kNfdFeatureFile);  // no temporary or dot file left
+  }
+  EXPECT_EQ(files, 1u);
+
+  auto missing = WriteNfdFeatureFile(dir.File("nope"), {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().find("does not exist"), std::string::npos);
+  EXPECT_FALSE(WriteNfdFeatureFile(dir.path(), {}, ".hidden").ok());
+  EXPECT_FALSE(WriteNfdFeatureFile(dir.path(), {}, "a/b").ok());
+}
+
+TEST(NodeLabels, MergePatchTouchesOnlyOurLabels) {
+  LabelSet l = NodeLabels(TdxDetection{}, {.kubevirt_label = true});
+  l[kLabelKeysTotal] = "4";
+  EXPECT_EQ(NodeLabelsMergePatch(l),
+            R"({"metadata":{"labels":{"kubevirt.io/tdx":null,"tdxvirt.io/tdx":null,)"
+            R"("tdxvirt.io/tdx-keys-free":null,"tdxvirt.io/tdx-keys-total":"4"}}})");
+}
+
+TEST(NodeLabels, InClusterConfigFromTheEnvironment) {
+  TempDir sa;
+  WriteFile(sa.File("token"), "t0ken\n");
+  WriteFile(sa.File("ca.crt"), "-----BEGIN CERTIFICATE-----\n");
+  setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  auto c = InClusterConfig(sa.path());
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->server, "https://10.96.0.1:443");
+  EXPECT_EQ(c->token_file, sa.File("token"));
+  EXPECT_EQ(c->ca_file, sa.File("ca.crt"));
+  setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+  EXPECT_EQ(InClusterConfig(sa.path())->server, "https://[fd00::1]:443");
+  EXPECT_FALSE(InClusterConfig(sa.File("none")).ok());
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  auto no = InClusterConfig(sa.path());
+  ASSERT_FALSE(no.ok());
+  EXPECT_NE(no.error().find("KUBERNETES_SERVICE_HOST"), std::string::npos);
+  unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+// ---- A Kubernetes API server peer over HTTPS ----
+
+struct TlsIdentity {
+  ossl::PkeyPtr key;
+  ossl::X509Ptr cert;
+  std::string cert_pem;
+};
+
+TlsIdentity MakeIdentity() {
+  TlsIdentity id;
+  id.key.reset(EVP_EC_gen("P-256"));
+  id.cert.reset(X509_new());
+  X509* c = id.cert.get();
+  X509_set_version(c, X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(c), 7);
+  X509_gmtime_adj(X509_getm_notBefore(c), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(c), 3600);
+  X509_set_pubkey(c, id.key.get());
+  X509_NAME* name = X509_get_subject_name(c);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("kube-apiserver test"), -1, -1, 0);
+  X509_set_issuer_name(c, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, c, c, nullptr, nullptr, 0);
+  for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
+                            std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(c, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(c, id.key.get(), EVP_sha256());
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, c);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  id.cert_pem.assign(data, size_t(n));
+  BIO_free(bio);
+  return id;
+}
+
+struct SeenRequest {
+  std::string method, path, content_type, authorization, body;
+};
+
+class FakeApiServer {
+ public:
+  FakeApiServer() : id_(MakeIdentity()), server_(id_.cert.get(), id_.key.get()) {
+    server_.Patch(R"(/api/v1/nodes/([^/]+))", [this](const httplib::Request& req,
+                                                     httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      seen_.push_back({req.method, req.path, req.get_header_value("Content-Type"),
+                       req.get_header_value("Authorization"), req.body});
+      int status = statuses_.empty() ? 200 : statuses_.front();
+      if (!statuses_.empty()) statuses_.erase(statuses_.begin());
+      res.status = status;
+      if (status == 200) {
+        res.set_content(R"({"kind":"Node","metadata":{"name":")" + req.matches[1].str() + "\"}}",
+                        "application/json");
+      } else {
+        res.set_content(R"({"kind":"Status","status":"Failure","message":"injected )" +
+                            std::to_string(status) + "\"}",
+                        "application/json");
+      }
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
+  }
+  ~FakeApiServer() {
+    server_.stop();
+    thread_.join();
+  }
+  void Fail(std::vector<int> statuses) {
+    std::lock_guard<std::mutex> lock(mu_);
+    statuses_ = std::move(statuses);
+  }
+  std::vector<SeenRequest> seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
+  const std::string& ca_pem() const { return id_.cert_pem; }
+
+ private:
+  TlsIdentity id_;
+  httplib::SSLServer server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<int> statuses_;
+  std::vector<SeenRequest> seen_;
+};
+
+class NodeKubeApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WriteFile(dir_.File("token"), "sa-token-1\n");
+    WriteFile(dir_.File("ca.crt"), api_.ca_pem());
+    config_.server = api_.url();
+    config_.token_file = dir_.File("token");
+    config_.ca_file = dir_.File("ca.crt");
+    config_.initial_backoff = 5ms;
+    config_.max_backoff = 20ms;
+    config_.timeout = 30s;
+  }
+  FakeApiServer api_;
+  TempDir dir_;
+  KubeApiConfig config_;
+};
+
+TEST_F(NodeKubeApi, PatchesTheNodeWithAMergePatch) {
+  LabelSet labels = NodeLabels(ReadyHost(), {.kubevirt_label = true});
+  auto r = PatchNodeLabels(config_, "worker-1", labels);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->attempts, 1);
+  auto seen = api_.seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "PATCH");
+  EXPECT_EQ(seen[0].path, "/api/v1/nodes/worker-1");
+  EXPECT_EQ(seen[0].content_type, "application/merge-patch+json");
+  EXPECT_EQ(seen[0].authorization, "Bearer sa-token-1");
+  auto body = nlohmann::json::parse(seen[0].body);
+  EXPECT_EQ(body.size(), 1u);
+  EXPECT_EQ(body["metadata"].size(), 1u);
+  EXPECT_EQ(body["metadata"]["labels"],
+            nlohmann::json({{"tdxvirt.io/tdx", "true"},
+                            {"tdxvirt.io/tdx-keys-total", "16"},
+                            {"tdxvirt.io/tdx-keys-free", "13"},
+                            {"kubevirt.io/tdx", "true"}}));
+
+  // A rotated token is picked up on the next request.
+  WriteFile(dir_.File("token"), "sa-token-2");
+  ASSERT_TRUE(PatchNodeLabels(config_, "worker-1", labels).ok());
+  EXPECT_EQ(api_.seen().back().authorization, "Bearer sa-token-2");
+}
+
+TEST_F(NodeKubeApi, RetriesConflictsAndServerErrors) {
+  api_.Fail({409, 500, 503});
+  auto r = PatchNodeLabels(config_, "worker-1", NodeLabels(ReadyHost()));
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->attempts, 4);
+  EXPECT_EQ(api_.seen().size(), 4u);
+  for (const auto& s : api_.seen()) EXPECT_EQ(s.body, api_.seen()[0].body);  // same patch each time
+}
+
+TEST_F(NodeKubeApi, GivesUpAfterMaxAttempts) {
+  api_.Fail({500, 500, 500, 500, 500, 500});
+  config_.max_attempts = 3;
+  auto r = PatchNodeLabels(config_, "worker-1", NodeLabels(ReadyHost()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("HTTP 500: injected 500"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("after 3 attempts"), std::string::npos) << r.error();
+  EXPECT_EQ(api_.seen().size(), 3u);
+}
+
+TEST_F(NodeKubeApi, ForbiddenIsNotRetriedAndSaysWhatRbacIsNeeded) {
+  api_.Fail({403});
+  auto r = PatchNodeLabels(config_, "worker-1", NodeLabels(ReadyHost()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("HTTP 403"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("patch on nodes"), std::string::npos) << r.error();
+  EXPECT_EQ(r.error().find("sa-token"), std::string::npos);  // never the token
+  EXPECT_EQ(api_.seen().size(), 1u);
+}
+
+TEST_F(NodeKubeApi, RefusesAnUntrustedServerAndBadNodeNames) {
+  TempDir other;
+  TlsIdentity stranger = MakeIdentity();
+  WriteFile(other.File("ca.crt"), stranger.cert_pem);
+  config_.ca_file = other.File("ca.crt");
+  config_.max_attempts = 2;
+  auto r = PatchNodeLabels(config_, "worker-1", NodeLabels(ReadyHost()));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(api_.seen().empty());
+
+  config_.ca_file = dir_.File("ca.crt");
+  for (const char* bad : {"", "../nodes", "Worker", "a/b", "a?b"}) {
+    auto b = PatchNodeLabels(config_, bad, {});
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_NE(b.error().find("node name"), std::string::npos) << b.error();
+  }
+  config_.server = "http://127.0.0.1:1";
+  EXPECT_FALSE(PatchNodeLabels(config_, "worker-1", {}).ok());
+  EXPECT_TRUE(api_.seen().empty());
+}
+
+}  // namespace
+}  // namespace tdxvirt::node
