@@ -1,11 +1,454 @@
-// `tdxvirt` commands of src/service.
+// `tdxvirt serve attestation` (the Trust Authority-compatible appraisal service) and the in-TD
+// client steps `attest create-key-pair|evidence|token|verify`, with the flags and config file keys
+// of Intel's trustauthority-cli.
+#include <signal.h>
+
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
 #include "cli/commands.h"
+#include "common/file.h"
+#include "guest/quote_provider.h"
+#include "service/client.h"
+#include "service/jose.h"
+#include "service/server.h"
 
 namespace tdxvirt::cli {
 
+namespace {
+
+// ---- serve attestation ----
+
+struct ServeOptions {
+  std::string listen = "0.0.0.0:8443";
+  std::string tls_cert, tls_key;
+  bool plain_http = false;
+  std::string signing_key, signing_chain;
+  bool init_signing_key = false;
+  std::string policy_dir;
+  double policy_reload_s = 2;
+  std::string collateral, pcs, pcs_cache;
+  bool pcs_offline = false;
+  std::string root;
+  std::string api_key_file;
+  int64_t token_lifetime = 300, nonce_lifetime = 120;
+  std::string issuer = "tdxvirt Attestation Service";
+  std::string jku;
+  bool require_nonce = false, no_crl = false;
+  size_t max_body_size = 1 << 20;
+  int threads = 8;
+  std::string port_file;
+};
+
+Result<std::vector<std::string>> ReadApiKeys(const std::string& path) {
+  auto text = ReadFile(path, 1 << 20);
+  if (!text.ok()) return Error{"--api-key-file: " + text.error()};
+  std::vector<std::string> keys;
+  std::istringstream in{std::string(AsString(*text))};
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
+    size_t b = line.find_first_not_of(" \t");
+    if (b == std::string::npos || line[b] == '#') continue;
+    keys.push_back(line.substr(b));
+  }
+  if (keys.empty()) return Error{"--api-key-file: " + path + " holds no key (one per line)"};
+  return keys;
+}
+
+int RunServe(const ServeOptions& o) {
+  if (o.signing_key.empty() || o.signing_chain.empty())
+    return InputError("--signing-key and --signing-chain are required");
+  if (o.init_signing_key) {
+    for (const auto& p : {o.signing_key, o.signing_chain})
+      if (std::filesystem::exists(p)) return InputError(p + " exists; refusing to overwrite a signing key");
+    if (Status s = service::CreateSigningKeyFiles(o.signing_key, o.signing_chain); !s.ok())
+      return InputError(s.error());
+    auto key = service::SigningKey::Load(o.signing_key, o.signing_chain);
+    if (!key.ok()) return InputError(key.error());
+    std::cout << nlohmann::json({{"signing_key", o.signing_key}, {"signing_chain", o.signing_chain},
+                                 {"kid", key->kid()}}).dump()
+              << "\n";
+    return kExitOk;
+  }
+  size_t colon = o.listen.rfind(':');
+  if (colon == std::string::npos) return InputError("--listen: expected HOST:PORT");
+  service::ServerOptions so;
+  so.host = o.listen.substr(0, colon);
+  if (so.host.size() > 2 && so.host.front() == '[' && so.host.back() == ']')
+    so.host = so.host.substr(1, so.host.size() - 2);
+  try {
+    so.port = std::stoi(o.listen.substr(colon + 1));
+  } catch (...) {
+    return InputError("--listen: port is not a number");
+  }
+  if (so.port < 0 || so.port > 65535) return InputError("--listen: port out of range");
+  so.tls_cert_path = o.tls_cert;
+  so.tls_key_path = o.tls_key;
+  so.plain_http = o.plain_http;
+  so.signing_key_path = o.signing_key;
+  so.signing_chain_path = o.signing_chain;
+  so.policy_dir = o.policy_dir;
+  if (o.policy_reload_s <= 0 || o.policy_reload_s > 3600)
+    return InputError("--policy-reload must be in (0, 3600] seconds");
+  so.policy_reload_interval = std::chrono::milliseconds(int64_t(std::llround(o.policy_reload_s * 1000)));
+  if (!o.collateral.empty() && !o.pcs.empty())
+    return InputError("give either --collateral (offline) or --pcs, not both");
+  so.collateral_path = o.collateral;
+  so.pcs.base_url = o.pcs;
+  so.pcs.cache_dir = o.pcs_cache;
+  so.pcs.offline = o.pcs_offline;
+  so.root_pem_path = o.root;
+  if (!o.api_key_file.empty()) {
+    auto keys = ReadApiKeys(o.api_key_file);
+    if (!keys.ok()) return InputError(keys.error());
+    so.api_keys = std::move(*keys);
+  }
+  if (o.token_lifetime <= 0 || o.token_lifetime > 86400 * 30)
+    return InputError("--token-lifetime must be 1..2592000 seconds");
+  if (o.nonce_lifetime <= 0 || o.nonce_lifetime > 3600)
+    return InputError("--nonce-lifetime must be 1..3600 seconds");
+  so.appraisal.token_lifetime_seconds = o.token_lifetime;
+  so.appraisal.nonce_lifetime_seconds = o.nonce_lifetime;
+  so.appraisal.issuer = o.issuer;
+  so.appraisal.jku = o.jku;
+  so.appraisal.require_nonce = o.require_nonce;
+  so.appraisal.check_crl = !o.no_crl;
+  so.max_body_size = o.max_body_size;
+  if (o.threads < 1 || o.threads > 256) return InputError("--threads must be 1..256");
+  so.threads = o.threads;
+
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto server = service::AttestationServer::Create(std::move(so));
+  if (!server.ok()) return InputError(server.error());
+  if ((*server)->signing_key().kid().empty()) return InputError("signing key has no kid");
+  auto port = (*server)->Start();
+  if (!port.ok()) return InputError(port.error());
+  if (!o.port_file.empty()) {
+    std::string text = std::to_string(*port) + "\n";
+    if (Status s = WriteFileAtomic(o.port_file, AsBytes(text)); !s.ok()) {
+      (*server)->Stop();
+      return InputError("--port-file: " + s.error());
+    }
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  (*server)->Stop();
+  return kExitOk;
+}
+
+// ---- the client steps ----
+
+struct ClientOptions {
+  std::string config;
+  std::string ca_file;
+  bool allow_http = false;
+  double timeout_s = 30;
+};
+
+struct ProviderFlags {
+  std::string provider = "auto", qgs, sim_dir, td, root_dir = "/", configfs_entry;
+  int quote_version = 4;
+};
+
+struct TokenFlags {
+  ClientOptions client;
+  ProviderFlags provider;
+  std::string user_data, pub_path, policy_ids, request_id, alg;
+  bool policy_must_match = false, no_verifier_nonce = false, tdx = false;
+};
+
+Result<service::TrustAuthorityClient> MakeClient(const ClientOptions& o) {
+  auto text = ReadFile(o.config, 1 << 20);
+  if (!text.ok()) return Error{"--config: " + text.error()};
+  auto c = service::ParseClientConfig(AsString(*text));
+  if (!c.ok()) return Error{"--config " + o.config + ": " + c.error()};
+  c->ca_file = o.ca_file;
+  c->allow_http = o.allow_http;
+  if (o.timeout_s <= 0 || o.timeout_s > 3600) return Error{"--timeout must be in (0, 3600] seconds"};
+  c->timeout = std::chrono::seconds(int64_t(std::ceil(o.timeout_s)));
+  return service::TrustAuthorityClient::Create(std::move(*c));
+}
+
+void AddClientFlags(CLI::App* cmd, ClientOptions& c) {
+  cmd->add_option("-c,--config", c.config,
+                  "config JSON: trustauthority_url, trustauthority_api_url, trustauthority_api_key")
+      ->required();
+  cmd->add_option("--ca-file", c.ca_file, "PEM CA bundle to trust for the service's TLS certificate");
+  cmd->add_flag("--allow-http", c.allow_http, "allow http:// URLs (loopback tests only)");
+  cmd->add_option("--timeout", c.timeout_s, "seconds per HTTP request (default 30)");
+}
+
+void AddProviderFlags(CLI::App* cmd, ProviderFlags& p) {
+  cmd->add_option("--provider", p.provider, "quote provider: auto, configfs, tdx-guest, qgs or sim")
+      ->check(CLI::IsMember({"auto", "configfs", "tdx-guest", "qgs", "sim"}))
+      ->capture_default_str();
+  cmd->add_option("--qgs", p.qgs, "QGS address for the tdx-guest/qgs providers");
+  cmd->add_option("--sim-dir", p.sim_dir, "simulator directory (tdxvirt sim init)");
+  cmd->add_option("--td", p.td, "simulated TD configuration JSON");
+  cmd->add_option("--root-dir", p.root_dir, "prefix of /sys/kernel/config and /dev/tdx_guest");
+  cmd->add_option("--configfs-entry", p.configfs_entry, "configfs-tsm entry name or path");
+  cmd->add_option("--quote-version", p.quote_version, "simulator quote version, 4 or 5")
+      ->check(CLI::IsMember({4, 5}));
+}
+
+void AddTokenFlags(CLI::App* cmd, TokenFlags& t) {
+  AddClientFlags(cmd, t.client);
+  AddProviderFlags(cmd, t.provider);
+  cmd->add_option("-u,--user-data", t.user_data, "user data, base64 (sent as runtime_data)");
+  cmd->add_option("-f,--pub-path", t.pub_path,
+                  "public key PEM whose DER is the runtime data bound into REPORTDATA");
+  cmd->add_option("-p,--policy-ids", t.policy_ids, "policy ids, comma separated");
+  cmd->add_option("-r,--request-id", t.request_id, "request-id header (^[a-zA-Z0-9_ /.-]{1,128}$)");
+  cmd->add_option("-a,--token-signing-alg", t.alg, "PS384 (default) or RS256")
+      ->check(CLI::IsMember({"PS384", "RS256"}));
+  cmd->add_flag("--policy-must-match", t.policy_must_match, "fail unless every policy matches");
+  cmd->add_flag("--no-verifier-nonce", t.no_verifier_nonce, "attest without the service's nonce");
+  cmd->add_flag("--tdx", t.tdx, "TDX evidence (the default and only kind)");
+}
+
+Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
+  service::TokenRequestOptions r;
+  if (!t.pub_path.empty() && !t.user_data.empty())
+    return Error{"give either --pub-path or --user-data as the runtime data, not both"};
+  if (!t.pub_path.empty()) {
+    auto pem = ReadFile(t.pub_path, 1 << 20);
+    if (!pem.ok()) return Error{"--pub-path: " + pem.error()};
+    auto der = service::PublicKeyDerFromPem(AsString(*pem));
+    if (!der.ok()) return Error{"--pub-path " + t.pub_path + ": " + der.error()};
+    r.runtime_data = std::move(*der);
+  }
+  if (!t.user_data.empty()) {
+    auto ud = service::Base64Decode(t.user_data, "--user-data");
+    if (!ud.ok()) return Error{ud.error()};
+    r.runtime_data = std::move(*ud);
+  }
+  std::stringstream ss(t.policy_ids);
+  for (std::string id; std::getline(ss, id, ',');)
+    if (!id.empty()) r.policy_ids.push_back(id);
+  r.policy_must_match = t.policy_must_match;
+  r.token_signing_alg = t.alg;
+  r.no_verifier_nonce = t.no_verifier_nonce;
+  r.request_id = t.request_id;
+  return r;
+}
+
+Result<std::unique_ptr<guest::QuoteProvider>> MakeProvider(const ProviderFlags& p) {
+  guest::ProviderOptions po;
+  auto kind = guest::ParseProviderKind(p.provider);
+  if (!kind.ok()) return Error{"--provider: " + kind.error()};
+  po.kind = *kind;
+  po.root_dir = p.root_dir;
+  po.configfs_entry = p.configfs_entry;
+  if (po.configfs_entry.empty())
+    if (const char* env = secure_getenv(guest::kIntelConfigfsPathEnv); env && *env)
+      po.configfs_entry = env;
+  po.qgs_address = p.qgs;
+  po.sim_dir = p.sim_dir;
+  po.td_config_path = p.td;
+  po.quote_version = p.quote_version;
+  return guest::SelectQuoteProvider(po);
+}
+
+int RunEvidenceOrToken(const TokenFlags& t, bool token) {
+  auto client = MakeClient(t.client);
+  if (!client.ok()) return InputError(client.error());
+  auto req = TokenRequest(t);
+  if (!req.ok()) return InputError(req.error());
+  auto provider = MakeProvider(t.provider);
+  if (!provider.ok()) return InputError(provider.error());
+  if (!token) {
+    auto ev = service::CollectEvidence(*client, **provider, *req);
+    if (!ev.ok()) return InputError(ev.error());
+    std::cout << ev->dump() << "\n";
+    return kExitOk;
+  }
+  auto tok = service::CollectToken(*client, **provider, *req);
+  if (!tok.ok()) {
+    std::cerr << "tdxvirt: error: " << tok.error() << "\n";
+    // The service judged the evidence (4xx): a negative result, not a usage error.
+    return tok.error().find("attest: HTTP 4") == 0 && tok.error().find("HTTP 401") == std::string::npos
+               ? kExitNegative
+               : kExitUsage;
+  }
+  std::cout << *tok << "\n";
+  if (!t.request_id.empty()) std::cerr << "Request Id: " << t.request_id << "\n";
+  return kExitOk;
+}
+
+struct VerifyFlags {
+  std::string config, jwks, token, issuer, at, root_ca, ca_file;
+  std::vector<std::string> expect;
+  bool allow_http = false;
+  int64_t leeway = 0;
+};
+
+int RunVerify(const VerifyFlags& v) {
+  std::string token = v.token;
+  if (token == "-" || (!token.empty() && token[0] == '@')) {
+    auto t = ReadFile(token == "-" ? "-" : token.substr(1), 1 << 20);
+    if (!t.ok()) return InputError("--token: " + t.error());
+    token = std::string(AsString(*t));
+  }
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  std::string jwks;
+  if (!v.jwks.empty()) {
+    auto j = ReadFile(v.jwks, 1 << 20);
+    if (!j.ok()) return InputError("--jwks: " + j.error());
+    jwks = std::string(AsString(*j));
+  } else if (!v.config.empty()) {
+    auto client = MakeClient({v.config, v.ca_file, v.allow_http, 30});
+    if (!client.ok()) return InputError(client.error());
+    auto certs = client->GetCerts();
+    if (!certs.ok()) return InputError(certs.error());
+    jwks = std::move(*certs);
+  } else {
+    return InputError("give --config (JWKS from {trustauthority_url}/certs) or --jwks FILE");
+  }
+  service::VerifyTokenOptions vo;
+  vo.issuer = v.issuer;
+  vo.leeway_seconds = v.leeway;
+  vo.now = int64_t(std::time(nullptr));
+  if (!v.at.empty()) {
+    auto t = ParseTimeOption("--at", v.at);
+    if (!t.ok()) return InputError(t.error());
+    vo.now = *t;
+  }
+  if (!v.root_ca.empty()) {
+    auto pem = ReadFile(v.root_ca, 1 << 20);
+    if (!pem.ok()) return InputError("--root-ca: " + pem.error());
+    vo.trusted_root_pem = std::string(AsString(*pem));
+  }
+  for (const auto& e : v.expect) {
+    size_t eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) return InputError("--expect: use CLAIM=VALUE (" + e + ")");
+    std::string value = e.substr(eq + 1);
+    auto parsed = nlohmann::json::parse(value, nullptr, false);
+    // JSON literals (true, 3, "x") as such; anything else is a string.
+    vo.expected_claims[e.substr(0, eq)] =
+        parsed.is_discarded() || parsed.is_object() || parsed.is_array() ? nlohmann::json(value) : parsed;
+  }
+  auto r = service::VerifyToken(token, jwks, vo);
+  if (!r.ok()) {
+    std::cerr << "tdxvirt: token invalid: " << r.error() << "\n";
+    return kExitNegative;
+  }
+  std::cout << r->claims.dump() << "\n";
+  std::cerr << "Token is valid and issued by " << r->claims.value("iss", std::string("?")) << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
 void AddServiceCommands(CLI::App& app, int& exit_code) {
-  (void)app;
-  (void)exit_code;
+  auto* serve = ServeCommand(app);
+  auto so = std::make_shared<ServeOptions>();
+  auto* s = serve->add_subcommand(
+      "attestation", "Attestation service with the Intel Trust Authority appraisal API");
+  s->footer(
+      "Serves GET /appraisal/v{1,2}/nonce, POST /appraisal/v{1,2}/attest (x-api-key), GET /certs,\n"
+      "/healthz, /readyz, /metrics. Logs one JSON line per request to stderr; SIGTERM or SIGINT\n"
+      "stops it cleanly. With --init-signing-key, creates --signing-key (0600) and --signing-chain\n"
+      "(RSA-3072 leaf under a fresh Signing CA and Root CA) and exits.\n"
+      "Exit codes: 0 stopped by a signal or key created; 2 bad usage or configuration.");
+  s->add_option("--listen", so->listen, "HOST:PORT to listen on (port 0: any free port)")
+      ->capture_default_str();
+  s->add_option("--tls-cert", so->tls_cert, "HTTPS certificate chain (PEM)");
+  s->add_option("--tls-key", so->tls_key, "HTTPS private key (PEM)");
+  s->add_flag("--plain-http", so->plain_http, "serve plain HTTP (loopback tests only)");
+  s->add_option("--signing-key", so->signing_key, "token signing RSA key (PEM; a Secret)");
+  s->add_option("--signing-chain", so->signing_chain, "its certificate chain, leaf first (PEM)");
+  s->add_flag("--init-signing-key", so->init_signing_key, "create the signing key and chain, then exit");
+  s->add_option("--policy-dir", so->policy_dir, "directory of policy files (*.json, *.yaml)");
+  s->add_option("--policy-reload", so->policy_reload_s, "seconds between policy directory checks")
+      ->capture_default_str();
+  s->add_option("--collateral", so->collateral, "offline collateral: bundle file or PCS response dir");
+  s->add_option("--pcs", so->pcs, "Intel PCS or PCCS base URL for collateral");
+  s->add_option("--pcs-cache", so->pcs_cache, "collateral cache directory (with --pcs)");
+  s->add_flag("--pcs-offline", so->pcs_offline, "use only the --pcs-cache entries");
+  s->add_option("--root", so->root, "trusted root CA PEM instead of Intel's (the simulator's root)");
+  s->add_option("--api-key-file", so->api_key_file, "accepted x-api-key values, one per line");
+  s->add_option("--token-lifetime", so->token_lifetime, "token lifetime, seconds")->capture_default_str();
+  s->add_option("--nonce-lifetime", so->nonce_lifetime, "nonce lifetime, seconds")->capture_default_str();
+  s->add_option("--issuer", so->issuer, "token iss")->capture_default_str();
+  s->add_option("--jku", so->jku, "JWKS URL put in token headers (https://.../certs)");
+  s->add_flag("--require-nonce", so->require_nonce, "refuse attest requests without verifier_nonce");
+  s->add_flag("--no-crl", so->no_crl, "skip CRL checks in quote verification");
+  s->add_option("--max-body-size", so->max_body_size, "largest attest body, bytes")->capture_default_str();
+  s->add_option("--threads", so->threads, "request threads")->capture_default_str();
+  s->add_option("--port-file", so->port_file, "write the bound port here once listening");
+  s->callback([&exit_code, so] { exit_code = RunServe(*so); });
+
+  auto* attest = AttestCommand(app);
+
+  struct KeyPairFlags {
+    std::string pub_path, key_path;
+  };
+  auto kp = std::make_shared<KeyPairFlags>();
+  auto* ckp = attest->add_subcommand("create-key-pair", "Create an RSA-3072 key pair (PEM)");
+  ckp->add_option("-f,--pub-path", kp->pub_path, "public key file to write (PEM)")->required();
+  ckp->add_option("-k,--key-path", kp->key_path,
+                  "private key file to write (0600); default: print it to stdout as Intel's CLI");
+  ckp->callback([&exit_code, kp] {
+    auto pair = service::CreateRsaKeyPair(3072);
+    if (!pair.ok()) {
+      exit_code = InputError(pair.error());
+      return;
+    }
+    if (!kp->key_path.empty()) {
+      if (Status st = WriteFileAtomic(kp->key_path, AsBytes(pair->private_pem), 0600); !st.ok()) {
+        exit_code = InputError("--key-path: " + st.error());
+        return;
+      }
+    }
+    if (Status st = WriteFileAtomic(kp->pub_path, AsBytes(pair->public_pem), 0644); !st.ok()) {
+      exit_code = InputError("--pub-path: " + st.error());
+      return;
+    }
+    if (kp->key_path.empty()) std::cout << pair->private_pem;
+    exit_code = kExitOk;
+  });
+
+  auto ev = std::make_shared<TokenFlags>();
+  auto* evc = attest->add_subcommand(
+      "evidence", "Print the /appraisal/v2/attest body (nonce, bound quote) without attesting");
+  AddTokenFlags(evc, *ev);
+  evc->callback([&exit_code, ev] { exit_code = RunEvidenceOrToken(*ev, false); });
+
+  auto tk = std::make_shared<TokenFlags>();
+  auto* tkc = attest->add_subcommand(
+      "token", "Get an attestation token: nonce -> REPORTDATA -> quote -> attest");
+  tkc->footer(
+      "REPORTDATA = SHA-512(nonce.val || nonce.iat || runtime data), the runtime data being the DER\n"
+      "public key of --pub-path (or --user-data). Prints the JWT on stdout.\n"
+      "Exit codes: 0 token; 1 the service rejected the evidence; 2 usage, config or transport error.");
+  AddTokenFlags(tkc, *tk);
+  tkc->callback([&exit_code, tk] { exit_code = RunEvidenceOrToken(*tk, true); });
+
+  auto vf = std::make_shared<VerifyFlags>();
+  auto* vc = attest->add_subcommand("verify", "Verify an attestation token against the service's JWKS");
+  vc->add_option("-c,--config", vf->config, "config JSON (trustauthority_url: JWKS at /certs)");
+  vc->add_option("--jwks", vf->jwks, "JWKS file instead of fetching {trustauthority_url}/certs");
+  vc->add_option("-t,--token", vf->token, "the JWT, @FILE, or - for stdin")->required();
+  vc->add_option("--issuer", vf->issuer, "required iss");
+  vc->add_option("--expect", vf->expect, "CLAIM=VALUE that must hold (repeatable; tdx_* hex any case)");
+  vc->add_option("--at", vf->at, "judge exp/nbf at this time (RFC 3339 or Unix seconds)");
+  vc->add_option("--leeway", vf->leeway, "seconds of clock skew allowed for exp/nbf");
+  vc->add_option("--root-ca", vf->root_ca, "require the JWKS x5c chain to verify to this root (PEM)");
+  vc->add_option("--ca-file", vf->ca_file, "PEM CA bundle for the service's TLS certificate");
+  vc->add_flag("--allow-http", vf->allow_http, "allow http:// URLs (loopback tests only)");
+  vc->footer("Prints the claims as JSON. Exit codes: 0 valid; 1 invalid token; 2 usage or input error.");
+  vc->callback([&exit_code, vf] { exit_code = RunVerify(*vf); });
 }
 
 }  // namespace tdxvirt::cli

@@ -1,0 +1,124 @@
+// The appraisal behind Intel Trust Authority's /appraisal/v{1,2}/{nonce,attest}: verifier nonces,
+// attest request parsing, the REPORTDATA binding, quote verification, policies and token claims.
+// Pure over bytes and structs except for the collateral source; the HTTP edge is server.h.
+//
+// Order of checks in Attest (cheap and request-local first, so garbage never costs a verification):
+//   body shape -> token_signing_alg -> policy ids known -> quote parses -> nonce (MAC, age, not
+//   replayed) -> REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP
+//   verification against cached collateral -> policies -> signed token.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/bytes.h"
+#include "common/result.h"
+#include "evidence/quote.h"
+#include "service/jose.h"
+#include "service/policy.h"
+#include "verify/pcs_client.h"
+#include "verify/verifier.h"
+
+namespace tdxvirt::service {
+
+// {val, iat, signature} as Intel's VerifierNonce (bytes; base64 in JSON).
+struct VerifierNonce {
+  Bytes val;        // 32 random bytes
+  Bytes iat;        // the issue time, RFC 3339 text ("2026-11-28T08:00:00Z")
+  Bytes signature;  // HMAC-SHA-384(nonce key, val || iat)
+};
+nlohmann::json NonceToJson(const VerifierNonce& n);
+Result<VerifierNonce> NonceFromJson(const nlohmann::json& j, std::string_view field);
+
+// REPORTDATA the Intel client binds: SHA-512(val || iat || runtime_data); without a nonce,
+// SHA-512(runtime_data); with neither, zeros.
+evidence::ReportData BindReportData(const VerifierNonce* nonce, ByteSpan runtime_data);
+
+// Where prepared collateral for a quote comes from.
+class CollateralSource {
+ public:
+  virtual ~CollateralSource() = default;
+  virtual Result<std::shared_ptr<const verify::PreparedCollateral>> For(const evidence::Quote& quote,
+                                                                        int64_t now) = 0;
+};
+// One collateral bundle or directory, prepared once (offline mode).
+Result<std::unique_ptr<CollateralSource>> NewFileCollateralSource(const std::string& path,
+                                                                  const verify::TrustedRoot& root);
+// Intel PCS or a PCCS by the quote's FMSPC and PCK CA type, prepared per entry and kept until the
+// earliest nextUpdate.
+Result<std::unique_ptr<CollateralSource>> NewPcsCollateralSource(verify::PcsClientOptions options,
+                                                                 const verify::TrustedRoot& root);
+
+struct AppraisalOptions {
+  std::string issuer = "tdxvirt Attestation Service";
+  std::string jku;                     // "https://host/certs", put in token headers when set
+  int64_t token_lifetime_seconds = 300;
+  int64_t nonce_lifetime_seconds = 120;
+  int64_t clock_skew_seconds = 60;     // a nonce may be this far in the future
+  bool require_nonce = false;          // true: refuse requests without verifier_nonce
+  bool check_crl = true;
+  std::string instance_id;             // verifier_instance_ids; default a random UUID
+  size_t max_replay_entries = 1 << 20; // used nonces remembered (until they expire)
+};
+
+// An appraisal outcome: either a token or an HTTP status with a message naming the field.
+struct AttestOutcome {
+  int status = 200;
+  std::string message;           // error text for status != 200
+  std::string outcome;           // metrics label: "ok", "bad_request", "nonce", "reportdata",
+                                 // "quote", "policy", "collateral", "internal"
+  std::string token;
+  double verify_seconds = 0;     // time spent in DCAP verification
+  nlohmann::json claims;
+};
+
+class Appraiser {
+ public:
+  // All references must outlive the appraiser.
+  Appraiser(const SigningKey& key, const verify::QuoteVerifier& verifier, CollateralSource& collateral,
+            PolicyStore* policies, AppraisalOptions options);
+
+  VerifierNonce IssueNonce(int64_t now) const;
+  // Checks MAC and age (not replay).
+  Status CheckNonce(const VerifierNonce& n, int64_t now) const;
+
+  // `api_version` 1 (flat claims) or 2 (claims nested under "tdx").
+  AttestOutcome Attest(std::string_view body, int api_version, int64_t now);
+
+  const AppraisalOptions& options() const { return options_; }
+
+ private:
+  bool MarkUsed(const Bytes& val, int64_t expires, int64_t now);
+
+  const SigningKey& key_;
+  const verify::QuoteVerifier& verifier_;
+  CollateralSource& collateral_;
+  PolicyStore* policies_;
+  AppraisalOptions options_;
+  std::mutex replay_mu_;
+  std::unordered_map<std::string, int64_t> used_;  // nonce val -> expiry
+};
+
+// The parsed attest request (flat or nested "tdx" form).
+struct AttestRequest {
+  Bytes quote;
+  Bytes runtime_data;
+  Bytes user_data;
+  Bytes event_log;
+  std::optional<VerifierNonce> verifier_nonce;
+  std::vector<std::string> policy_ids;
+  bool policy_must_match = false;
+  JwsAlg alg = JwsAlg::kPS384;
+};
+inline constexpr size_t kMaxQuoteSize = 64 << 10;
+Result<AttestRequest> ParseAttestRequest(std::string_view body);
+
+}  // namespace tdxvirt::service

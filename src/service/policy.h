@@ -1,0 +1,83 @@
+// Appraisal policies: what a relying party accepts of a TD, as files (JSON or YAML) in a directory
+// (a ConfigMap mount), named in attest requests by `policy_ids`. Intel's service writes policies in
+// Rego; these are the declarative subset TDX owners need, checked field by field so a mismatch says
+// exactly which value differed.
+//
+//   id: prod-web                  # [A-Za-z0-9._-]{1,128}; Intel uses UUIDs, which fit
+//   version: v1                   # echoed in policy_ids_matched/unmatched
+//   tcb_status: [UpToDate]        # allowed attester_tcb_status values (default: UpToDate only)
+//   mrtd: <96 hex> | [<hex>, ...] # allowed values; the same for rtmr0..rtmr3, mrconfigid,
+//                                 # mrowner, mrownerconfig; xfam and td_attributes take 16 hex
+//   allow_debug: false            # a debuggable TD (ATTRIBUTES bit 0) never matches unless true
+//   min_tee_tcb_svn: <32 hex>     # every TEE_TCB_SVN byte at least this
+//   min_seam_svn: 262             # tdx_seamsvn (TDX module major << 8 | minor) at least this
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "evidence/quote.h"
+
+namespace tdxvirt::service {
+
+struct Policy {
+  std::string id;
+  std::string version = "v1";
+  std::string description;
+  std::vector<std::string> tcb_status = {"UpToDate"};
+  std::vector<evidence::Sha384Digest> mrtd, mrconfigid, mrowner, mrownerconfig;
+  std::vector<evidence::Sha384Digest> rtmr[4];
+  std::vector<ByteArray<8>> xfam, td_attributes;
+  bool allow_debug = false;
+  std::optional<evidence::TeeTcbSvn> min_tee_tcb_svn;
+  std::optional<uint32_t> min_seam_svn;
+  std::string hash;  // SHA-384 (hex) of the policy's source text, as Intel reports "hash"
+};
+
+// JSON or YAML text (YAML is chosen unless the text starts with '{'). Unknown keys are errors, so
+// a misspelt "mrdt" cannot silently allow everything. `source` names the file in errors.
+Result<Policy> ParsePolicy(std::string_view text, std::string_view source = "policy");
+nlohmann::ordered_json PolicyToJson(const Policy& p);
+
+// tdx_seamsvn as this service defines it: TEE_TCB_SVN[1] << 8 | TEE_TCB_SVN[0] (TDX module major
+// and minor SVN).
+uint32_t SeamSvn(const evidence::TeeTcbSvn& svn);
+
+// Empty when `body` (with `tcb_status`) satisfies the policy; otherwise one reason per failed rule,
+// e.g. "mrtd: 1a2b... is not an allowed value".
+std::vector<std::string> EvaluatePolicy(const Policy& p, const evidence::TdQuoteBody& body,
+                                        std::string_view tcb_status);
+
+using PolicySet = std::map<std::string, Policy>;
+
+// Reads every *.json, *.yaml, *.yml directly in `dir` (hidden names, such as a ConfigMap's ..data,
+// skipped; at most 1000 files of 1 MiB). Any bad file or duplicate id fails the whole load.
+Result<PolicySet> LoadPolicyDirectory(const std::string& dir);
+
+// The current policies of a directory, reloaded when its content changes.
+class PolicyStore {
+ public:
+  explicit PolicyStore(std::string dir) : dir_(std::move(dir)) {}
+  // Loads if the directory's content changed since the last successful load. On error the
+  // previous set stays in force and the error is returned. `changed` tells whether a new set was
+  // installed.
+  Status Reload(bool* changed = nullptr);
+  std::shared_ptr<const PolicySet> Get() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const PolicySet> set_ = std::make_shared<PolicySet>();
+  std::string fingerprint_;
+};
+
+}  // namespace tdxvirt::service

@@ -1,0 +1,381 @@
+#include "service/server.h"
+
+#include <httplib.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <cmath>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <regex>
+
+#include "common/file.h"
+#include "common/hex.h"
+#include "common/openssl.h"
+
+namespace tdxvirt::service {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string NowRfc3339Ms() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
+  return buf;
+}
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void LogToStderr(const std::string& line) {
+  static std::mutex mu;
+  std::lock_guard l(mu);
+  std::cerr << line << "\n" << std::flush;
+}
+
+// Intel's client checks request ids against this; anything else is not echoed.
+bool ValidRequestId(const std::string& id) {
+  static const std::regex kId("^[a-zA-Z0-9_ /.-]{1,128}$");
+  return std::regex_match(id, kId);
+}
+
+std::string RandomHex(size_t n) {
+  Bytes b(n);
+  RAND_bytes(b.data(), int(n));
+  return ToHex(b);
+}
+
+const char* StatusText(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+  }
+}
+
+void JsonError(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(Dump({{"code", status}, {"message", message}}), "application/json");
+}
+
+}  // namespace
+
+// Counters by label set, and a histogram of DCAP verification time.
+struct AttestationServer::Metrics {
+  std::mutex mu;
+  std::map<std::pair<std::string, std::string>, uint64_t> requests;  // (endpoint, outcome)
+  std::map<int, uint64_t> responses;                                 // HTTP status
+  static constexpr double kBuckets[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  uint64_t verify_buckets[std::size(kBuckets)] = {};
+  uint64_t verify_count = 0;
+  double verify_sum = 0;
+  uint64_t policy_reload_errors = 0;
+  uint64_t policy_reloads = 0;
+
+  void Request(const std::string& endpoint, const std::string& outcome, int status) {
+    std::lock_guard l(mu);
+    ++requests[{endpoint, outcome}];
+    ++responses[status];
+  }
+  void Verify(double seconds) {
+    std::lock_guard l(mu);
+    for (size_t i = 0; i < std::size(kBuckets); ++i)
+      if (seconds <= kBuckets[i]) ++verify_buckets[i];
+    ++verify_count;
+    verify_sum += seconds;
+  }
+};
+
+Result<std::unique_ptr<AttestationServer>> AttestationServer::Create(ServerOptions o) {
+  std::unique_ptr<AttestationServer> s(new AttestationServer());
+  if (!o.log) o.log = LogToStderr;
+  if (!o.clock) o.clock = [] { return int64_t(std::time(nullptr)); };
+  if (!o.plain_http && (o.tls_cert_path.empty() || o.tls_key_path.empty()))
+    return Error{"--tls-cert and --tls-key are required (or --plain-http, for loopback tests only)"};
+  if (o.signing_key_path.empty() || o.signing_chain_path.empty())
+    return Error{"--signing-key and --signing-chain are required (create them with "
+                 "`tdxvirt serve attestation --init-signing-key`)"};
+  auto key = SigningKey::Load(o.signing_key_path, o.signing_chain_path);
+  if (!key.ok()) return Error{key.error()};
+  s->key_ = std::make_unique<SigningKey>(std::move(*key));
+
+  Result<verify::TrustedRoot> root = Error{""};
+  if (o.root_pem_path.empty()) {
+    root = verify::TrustedRoot::IntelSgxRootCa();
+  } else {
+    auto pem = ReadFile(o.root_pem_path, 1 << 20);
+    if (!pem.ok()) return Error{"--root: " + pem.error()};
+    root = verify::TrustedRoot::FromPem(AsString(*pem));
+  }
+  if (!root.ok()) return Error{"--root: " + root.error()};
+  s->verifier_ = std::make_unique<verify::QuoteVerifier>(*root);
+
+  if (!o.collateral_path.empty()) {
+    auto c = NewFileCollateralSource(o.collateral_path, *root);
+    if (!c.ok()) return Error{c.error()};
+    s->collateral_ = std::move(*c);
+  } else if (!o.pcs.base_url.empty() || o.pcs.offline) {
+    auto c = NewPcsCollateralSource(o.pcs, *root);
+    if (!c.ok()) return Error{c.error()};
+    s->collateral_ = std::move(*c);
+  } else {
+    return Error{"no collateral source: give --collateral FILE|DIR (offline) or --pcs URL"};
+  }
+
+  if (!o.policy_dir.empty()) {
+    s->policies_ = std::make_unique<PolicyStore>(o.policy_dir);
+    if (Status st = s->policies_->Reload(); !st.ok()) return Error{"--policy-dir: " + st.error()};
+  }
+  if (o.max_body_size < 1024) return Error{"--max-body-size: at least 1024 bytes"};
+  s->metrics_ = std::make_unique<Metrics>();
+  s->appraiser_ = std::make_unique<Appraiser>(*s->key_, *s->verifier_, *s->collateral_,
+                                              s->policies_.get(), o.appraisal);
+  s->options_ = std::move(o);
+  return s;
+}
+
+AttestationServer::~AttestationServer() { Stop(); }
+
+std::string AttestationServer::base_url() const {
+  return std::string(options_.plain_http ? "http" : "https") + "://" + options_.host + ":" +
+         std::to_string(port_);
+}
+
+void AttestationServer::LogEvent(const std::string& level, const std::string& event,
+                                 const std::string& detail) {
+  nlohmann::ordered_json j;
+  j["time"] = NowRfc3339Ms();
+  j["level"] = level;
+  j["component"] = "attestation";
+  j["event"] = event;
+  if (!detail.empty()) j["detail"] = detail;
+  options_.log(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+Result<int> AttestationServer::Start() {
+  if (options_.plain_http) {
+    http_ = std::make_unique<httplib::Server>();
+  } else {
+    auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert_path.c_str(),
+                                                    options_.tls_key_path.c_str());
+    if (!ssl->is_valid())
+      return Error{"--tls-cert/--tls-key: cannot load the TLS certificate and key (PEM)"};
+    http_ = std::move(ssl);
+  }
+  int threads = options_.threads > 0 ? options_.threads : 8;
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  http_->set_payload_max_length(options_.max_body_size);
+  http_->set_read_timeout(options_.read_timeout.count(), 0);
+  http_->set_write_timeout(options_.read_timeout.count(), 0);
+  Routes();
+  port_ = options_.port == 0 ? http_->bind_to_any_port(options_.host)
+                             : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
+  if (port_ <= 0) return Error{"cannot listen on " + options_.host + ":" + std::to_string(options_.port)};
+  serve_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  if (policies_) reload_thread_ = std::thread([this] { ReloadLoop(); });
+  ready_ = true;
+  auto set = policies_ ? policies_->Get() : nullptr;
+  LogEvent("info", "listening",
+           base_url() + " kid=" + key_->kid() + " policies=" + std::to_string(set ? set->size() : 0));
+  return port_;
+}
+
+void AttestationServer::Stop() {
+  {
+    std::lock_guard l(stop_mu_);
+    if (stopping_.exchange(true)) return;
+    ready_ = false;
+  }
+  stop_cv_.notify_all();
+  if (reload_thread_.joinable()) reload_thread_.join();
+  if (http_) http_->stop();
+  if (serve_thread_.joinable()) {
+    serve_thread_.join();
+    LogEvent("info", "stopped", "");
+  }
+}
+
+void AttestationServer::ReloadLoop() {
+  std::unique_lock l(stop_mu_);
+  std::string last_error;
+  while (!stop_cv_.wait_for(l, options_.policy_reload_interval, [this] { return stopping_.load(); })) {
+    l.unlock();
+    bool changed = false;
+    Status st = policies_->Reload(&changed);
+    if (!st.ok()) {
+      std::lock_guard m(metrics_->mu);
+      ++metrics_->policy_reload_errors;
+    }
+    if (!st.ok() && st.error() != last_error)
+      LogEvent("error", "policy_reload_error", st.error() + " (keeping the previous policies)");
+    if (changed) {
+      {
+        std::lock_guard m(metrics_->mu);
+        ++metrics_->policy_reloads;
+      }
+      LogEvent("info", "policies_reloaded", std::to_string(policies_->Get()->size()) + " policies");
+    }
+    last_error = st.ok() ? "" : st.error();
+    l.lock();
+  }
+}
+
+std::string AttestationServer::MetricsText() const {
+  std::string out;
+  std::lock_guard l(metrics_->mu);
+  out += "# HELP tdxvirt_attestation_requests_total Requests by endpoint and outcome.\n"
+         "# TYPE tdxvirt_attestation_requests_total counter\n";
+  for (const auto& [k, v] : metrics_->requests)
+    out += "tdxvirt_attestation_requests_total{endpoint=\"" + k.first + "\",outcome=\"" + k.second +
+           "\"} " + std::to_string(v) + "\n";
+  out += "# HELP tdxvirt_attestation_responses_total HTTP responses by status code.\n"
+         "# TYPE tdxvirt_attestation_responses_total counter\n";
+  for (const auto& [k, v] : metrics_->responses)
+    out += "tdxvirt_attestation_responses_total{code=\"" + std::to_string(k) + "\"} " +
+           std::to_string(v) + "\n";
+  out += "# HELP tdxvirt_attestation_verify_seconds DCAP quote verification latency.\n"
+         "# TYPE tdxvirt_attestation_verify_seconds histogram\n";
+  char buf[64];
+  for (size_t i = 0; i < std::size(Metrics::kBuckets); ++i) {
+    std::snprintf(buf, sizeof buf, "%g", Metrics::kBuckets[i]);
+    out += std::string("tdxvirt_attestation_verify_seconds_bucket{le=\"") + buf + "\"} " +
+           std::to_string(metrics_->verify_buckets[i]) + "\n";
+  }
+  out += "tdxvirt_attestation_verify_seconds_bucket{le=\"+Inf\"} " +
+         std::to_string(metrics_->verify_count) + "\n";
+  std::snprintf(buf, sizeof buf, "%.6f", metrics_->verify_sum);
+  out += std::string("tdxvirt_attestation_verify_seconds_sum ") + buf + "\n";
+  out += "tdxvirt_attestation_verify_seconds_count " + std::to_string(metrics_->verify_count) + "\n";
+  out += "# HELP tdxvirt_attestation_policies Policies loaded.\n"
+         "# TYPE tdxvirt_attestation_policies gauge\n"
+         "tdxvirt_attestation_policies " +
+         std::to_string(policies_ ? policies_->Get()->size() : 0) + "\n";
+  out += "# HELP tdxvirt_attestation_policy_reload_errors_total Failed policy reloads.\n"
+         "# TYPE tdxvirt_attestation_policy_reload_errors_total counter\n"
+         "tdxvirt_attestation_policy_reload_errors_total " +
+         std::to_string(metrics_->policy_reload_errors) + "\n";
+  return out;
+}
+
+void AttestationServer::Routes() {
+  using Req = httplib::Request;
+  using Res = httplib::Response;
+  // Common wrapper: request-id/trace-id, API key, metrics, one log line.
+  auto wrap = [this](std::string endpoint, bool needs_key,
+                     std::function<std::string(const Req&, Res&)> handler) {
+    return [this, endpoint, needs_key, handler](const Req& req, Res& res) {
+      auto start = Clock::now();
+      std::string request_id = req.get_header_value("request-id");
+      bool id_ok = request_id.empty() || ValidRequestId(request_id);
+      if (!request_id.empty() && id_ok) res.set_header("request-id", request_id);
+      std::string trace_id = RandomHex(16);
+      res.set_header("trace-id", trace_id);
+      std::string outcome;
+      if (!id_ok) {
+        JsonError(res, 400, "request-id: use 1..128 of A-Z a-z 0-9 _ space / . -");
+        outcome = "bad_request";
+      } else if (needs_key && !options_.api_keys.empty()) {
+        std::string given = req.get_header_value("x-api-key");
+        auto given_hash = ossl::Sha256(AsBytes(given));
+        bool ok = false;
+        for (const auto& k : options_.api_keys) {
+          auto h = ossl::Sha256(AsBytes(k));
+          ok |= CRYPTO_memcmp(h.data(), given_hash.data(), h.size()) == 0;
+        }
+        if (!ok) {
+          JsonError(res, 401, given.empty() ? "x-api-key: missing; send the attestation API key"
+                                            : "x-api-key: not a valid API key for this service");
+          outcome = "unauthorized";
+        }
+      }
+      if (outcome.empty()) outcome = handler(req, res);
+      metrics_->Request(endpoint, outcome, res.status);
+      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      nlohmann::ordered_json j;
+      j["time"] = NowRfc3339Ms();
+      j["level"] = res.status < 400 ? "info" : res.status < 500 ? "warn" : "error";
+      j["component"] = "attestation";
+      j["event"] = "request";
+      j["method"] = req.method;
+      j["path"] = req.path;
+      j["status"] = res.status;
+      j["outcome"] = outcome;
+      j["remote"] = req.remote_addr;
+      if (!request_id.empty() && id_ok) j["request_id"] = request_id;
+      j["trace_id"] = trace_id;
+      if (res.status >= 400) {
+        auto body = nlohmann::json::parse(res.body, nullptr, false);
+        if (body.is_object() && body.contains("message")) j["detail"] = body["message"];
+      }
+      j["duration_ms"] = std::round(ms * 1000) / 1000;
+      options_.log(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    };
+  };
+
+  auto nonce = [this](const Req&, Res& res) {
+    res.set_content(Dump(NonceToJson(appraiser_->IssueNonce(options_.clock()))), "application/json");
+    return std::string("ok");
+  };
+  auto attest = [this](int version) {
+    return [this, version](const Req& req, Res& res) {
+      std::string ct = req.get_header_value("Content-Type");
+      if (!ct.empty() && ct.find("application/json") == std::string::npos) {
+        JsonError(res, 415, "Content-Type: send application/json");
+        return std::string("bad_request");
+      }
+      AttestOutcome o = appraiser_->Attest(req.body, version, options_.clock());
+      if (o.verify_seconds > 0) metrics_->Verify(o.verify_seconds);
+      if (o.status != 200) {
+        JsonError(res, o.status, o.message);
+      } else {
+        res.set_content(Dump({{"token", o.token}}), "application/json");
+      }
+      return o.outcome;
+    };
+  };
+  http_->Get("/appraisal/v1/nonce", wrap("nonce", true, nonce));
+  http_->Get("/appraisal/v2/nonce", wrap("nonce", true, nonce));
+  http_->Post("/appraisal/v1/attest", wrap("attest", true, attest(1)));
+  http_->Post("/appraisal/v2/attest", wrap("attest", true, attest(2)));
+  http_->Get("/certs", wrap("certs", false, [this](const Req&, Res& res) {
+               res.set_content(Dump(key_->jwks()), "application/json");
+               return std::string("ok");
+             }));
+  http_->Get("/healthz", [](const Req&, Res& res) { res.set_content("ok\n", "text/plain"); });
+  http_->Get("/readyz", [this](const Req&, Res& res) {
+    bool r = ready_.load();
+    res.status = r ? 200 : 503;
+    res.set_content(r ? "ready\n" : "not ready\n", "text/plain");
+  });
+  http_->Get("/metrics", [this](const Req&, Res& res) {
+    res.set_content(MetricsText(), "text/plain; version=0.0.4");
+  });
+  // Unknown paths, oversized bodies (413 from the server), wrong methods: JSON errors too.
+  http_->set_error_handler([this](const Req& req, Res& res) {
+    if (!res.body.empty()) return;
+    std::string msg = res.status == 413
+                          ? "request body: larger than " + std::to_string(options_.max_body_size) + " bytes"
+                      : res.status == 404 ? "no such endpoint: " + req.path
+                                          : StatusText(res.status);
+    JsonError(res, res.status, msg);
+    if (res.status == 413) metrics_->Request("attest", "too_large", 413);
+  });
+}
+
+}  // namespace tdxvirt::service

@@ -1,0 +1,425 @@
+// End to end over loopback: the simulated TD's client gets a nonce, binds it into REPORTDATA,
+// attests to the service over a real socket and verifies the token against /certs; then every
+// negative path of the issue, each with the error the service must give.
+#include <httplib.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/hex.h"
+#include "common/openssl.h"
+#include "evidence/quote.h"
+#include "service_test_util.h"
+
+namespace tdxvirt::service {
+namespace {
+
+using namespace testing;
+using namespace std::chrono_literals;
+
+struct Raw {
+  int status = 0;
+  std::string body;
+  httplib::Headers headers;
+};
+
+Raw Post(const TestService& s, const std::string& path, const std::string& body,
+         const std::string& api_key = "test-api-key", httplib::Headers extra = {}) {
+  httplib::Client c(s.server->base_url());
+  c.set_read_timeout(60, 0);
+  httplib::Headers h = {{"x-api-key", api_key}};
+  h.insert(extra.begin(), extra.end());
+  auto r = c.Post(path.c_str(), h, body, "application/json");
+  if (!r) return {-1, httplib::to_string(r.error()), {}};
+  return {r->status, r->body, r->headers};
+}
+
+Raw Get(const TestService& s, const std::string& path, const std::string& api_key = "test-api-key",
+        httplib::Headers extra = {}) {
+  httplib::Client c(s.server->base_url());
+  c.set_read_timeout(60, 0);
+  httplib::Headers h = {{"x-api-key", api_key}};
+  h.insert(extra.begin(), extra.end());
+  auto r = c.Get(path.c_str(), h);
+  if (!r) return {-1, httplib::to_string(r.error()), {}};
+  return {r->status, r->body, r->headers};
+}
+
+std::string Message(const Raw& r) {
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  return j.is_object() && j.contains("message") ? j["message"].get<std::string>() : r.body;
+}
+
+Result<VerifiedToken> Verify(const TestService& s, const std::string& token,
+                             std::map<std::string, nlohmann::json> expect = {}) {
+  auto jwks = s.Client().GetCerts();
+  if (!jwks.ok()) return Error{jwks.error()};
+  VerifyTokenOptions o;
+  o.issuer = "tdxvirt Attestation Service";
+  o.now = s.now->load();
+  o.expected_claims = std::move(expect);
+  auto root = ReadFile(F().chain);  // the chain file ends with the Root CA
+  o.trusted_root_pem = std::string(AsString(*root));
+  return VerifyToken(token, *jwks, o);
+}
+
+class ServiceE2e : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(svc_.server); }
+  void WritePolicy(const std::string& name, const std::string& text) {
+    WriteFile(svc_.policies.File(name), text);
+  }
+  // Waits (generously) until the service knows policy `id`.
+  void WaitForPolicy(const std::string& id) {
+    for (int i = 0; i < 600; ++i) {
+      auto set = svc_.server->appraiser().options().issuer.empty() ? nullptr : nullptr;
+      (void)set;
+      auto r = Post(svc_, "/appraisal/v2/attest", R"({"tdx":{"quote":"AAAA"},"policy_ids":[")" + id + "\"]}");
+      if (!Contains(Message(r), "unknown policy id")) return;
+      std::this_thread::sleep_for(50ms);
+    }
+    FAIL() << "policy " << id << " never loaded";
+  }
+  nlohmann::json Evidence(const TokenRequestOptions& o = {}, const std::string& td = "") {
+    auto client = svc_.Client();
+    auto provider = SimProvider(td);
+    auto ev = CollectEvidence(client, *provider, o);
+    EXPECT_TRUE(ev.ok()) << ev.error();
+    return ev.ok() ? *ev : nlohmann::json();
+  }
+
+  TestService svc_;
+};
+
+TEST_F(ServiceE2e, TokenLoopWithPublicKeyAsRuntimeData) {
+  auto pair = CreateRsaKeyPair(2048);
+  ASSERT_TRUE(pair.ok()) << pair.error();
+  auto der = PublicKeyDerFromPem(pair->public_pem);
+  ASSERT_TRUE(der.ok()) << der.error();
+  TokenRequestOptions o;
+  o.runtime_data = *der;
+  o.request_id = "req-1";
+  auto client = svc_.Client();
+  auto provider = SimProvider();
+  auto token = CollectToken(client, *provider, o);
+  ASSERT_TRUE(token.ok()) << token.error();
+
+  auto v = Verify(svc_, *token, {{"tdx_is_debuggable", false}, {"attester_tcb_status", "UpToDate"}});
+  ASSERT_TRUE(v.ok()) << v.error();
+  EXPECT_EQ(v->header["alg"], "PS384");
+  EXPECT_EQ(v->header["typ"], "JWT");
+  EXPECT_EQ(v->header["kid"], svc_.server->signing_key().kid());
+  const auto& c = v->claims;
+  EXPECT_EQ(c["ver"], "2.0.0");
+  ASSERT_TRUE(c.contains("tdx"));
+  EXPECT_EQ(c["tdx"]["attester_held_data"], Base64Encode(*der));
+  EXPECT_EQ(c["tdx"]["attester_type"], "TDX");
+  EXPECT_EQ(c["tdx"]["dbgstat"], "disabled");
+  EXPECT_EQ(c["tdx"]["tdx_mrtd"].get<std::string>().size(), 96u);
+  EXPECT_EQ(c["exp"].get<int64_t>() - c["iat"].get<int64_t>(), 300);
+  EXPECT_EQ(c["iss"], "tdxvirt Attestation Service");
+  // REPORTDATA is SHA-512(val || iat || DER public key).
+  auto nonce = NonceFromJson(c["tdx"]["verifier_nonce"], "nonce");
+  ASSERT_TRUE(nonce.ok()) << nonce.error();
+  EXPECT_EQ(c["tdx"]["tdx_report_data"], ToHex(BindReportData(&*nonce, *der)));
+}
+
+TEST_F(ServiceE2e, V1FlatBodyGivesFlatClaimsAndRs256) {
+  auto ev = Evidence();
+  nlohmann::json flat = ev["tdx"];
+  flat["token_signing_alg"] = "RS256";
+  auto r = Post(svc_, "/appraisal/v1/attest", flat.dump(), "test-api-key", {{"request-id", "abc 1/2.3_4-5"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers.find("request-id")->second, "abc 1/2.3_4-5");
+  EXPECT_FALSE(r.headers.find("trace-id")->second.empty());
+  auto token = nlohmann::json::parse(r.body)["token"].get<std::string>();
+  auto v = Verify(svc_, token);
+  ASSERT_TRUE(v.ok()) << v.error();
+  EXPECT_EQ(v->header["alg"], "RS256");
+  EXPECT_EQ(v->claims["ver"], "1.0.0");
+  EXPECT_FALSE(v->claims.contains("tdx"));
+  EXPECT_TRUE(v->claims.contains("tdx_mrtd"));
+  EXPECT_TRUE(v->claims.contains("tdx_rtmr3"));
+  EXPECT_TRUE(v->claims.contains("verifier_nonce"));
+}
+
+TEST_F(ServiceE2e, ReplayedNonceIsRefused) {
+  auto ev = Evidence();
+  auto first = Post(svc_, "/appraisal/v2/attest", ev.dump());
+  ASSERT_EQ(first.status, 200) << first.body;
+  auto again = Post(svc_, "/appraisal/v2/attest", ev.dump());
+  EXPECT_EQ(again.status, 400);
+  EXPECT_TRUE(Contains(Message(again), "verifier_nonce: already used")) << again.body;
+}
+
+TEST_F(ServiceE2e, ExpiredNonceIsRefused) {
+  auto ev = Evidence();
+  svc_.now->fetch_add(121);
+  auto r = Post(svc_, "/appraisal/v2/attest", ev.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(Contains(Message(r), "verifier_nonce: expired")) << r.body;
+}
+
+TEST_F(ServiceE2e, NonceFromAnotherServiceIsRefused) {
+  TestService other({}, /*use_other_key=*/true);
+  ASSERT_TRUE(other.server);
+  auto client = other.Client();
+  auto provider = SimProvider();
+  auto ev = CollectEvidence(client, *provider, {});
+  ASSERT_TRUE(ev.ok()) << ev.error();
+  auto r = Post(svc_, "/appraisal/v2/attest", ev->dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(Contains(Message(r), "not issued by this service")) << r.body;
+  // A replica with the same signing key accepts it.
+  TestService replica;
+  ASSERT_TRUE(replica.server);
+  auto ev2 = Evidence();
+  auto ok = Post(replica, "/appraisal/v2/attest", ev2.dump());
+  EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
+TEST_F(ServiceE2e, WrongOrMissingApiKeyIs401) {
+  auto r = Get(svc_, "/appraisal/v2/nonce", "wrong-key");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_TRUE(Contains(Message(r), "x-api-key: not a valid API key")) << r.body;
+  auto m = Get(svc_, "/appraisal/v2/nonce", "");
+  EXPECT_EQ(m.status, 401);
+  EXPECT_TRUE(Contains(Message(m), "x-api-key: missing")) << m.body;
+  auto a = Post(svc_, "/appraisal/v2/attest", Evidence().dump(), "wrong-key");
+  EXPECT_EQ(a.status, 401);
+  auto client = svc_.Client("wrong-key");
+  auto n = client.GetNonce();
+  ASSERT_FALSE(n.ok());
+  EXPECT_TRUE(Contains(n.error(), "HTTP 401")) << n.error();
+  // The key never reaches the log.
+  for (const auto& line : svc_.Logs()) EXPECT_FALSE(Contains(line, "wrong-key")) << line;
+  for (const auto& line : svc_.Logs()) EXPECT_FALSE(Contains(line, "test-api-key")) << line;
+}
+
+TEST_F(ServiceE2e, ReportDataNotBoundIsRefused) {
+  auto ev = Evidence();
+  ev["tdx"]["runtime_data"] = Base64Encode(AsBytes("not what the quote was made for"));
+  auto r = Post(svc_, "/appraisal/v2/attest", ev.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(Contains(Message(r), "REPORTDATA is not SHA-512")) << r.body;
+}
+
+TEST_F(ServiceE2e, TamperedQuoteIsRefused) {
+  auto ev = Evidence();
+  auto quote = Base64Decode(ev["tdx"]["quote"].get<std::string>(), "quote");
+  ASSERT_TRUE(quote.ok());
+  (*quote)[48 + 16 + 48 + 48 + 8 + 8 + 8 + 5] ^= 1;  // a byte of MRTD
+  ev["tdx"]["quote"] = Base64Encode(*quote);
+  auto r = Post(svc_, "/appraisal/v2/attest", ev.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(Contains(Message(r), "quote verification failed: quote_signature")) << r.body;
+  // Truncated garbage is a parse error, not a crash.
+  ev["tdx"]["quote"] = Base64Encode(ByteSpan(quote->data(), 100));
+  auto t = Post(svc_, "/appraisal/v2/attest", ev.dump());
+  EXPECT_EQ(t.status, 400);
+  EXPECT_TRUE(Contains(Message(t), "quote: ")) << t.body;
+}
+
+TEST_F(ServiceE2e, PolicyMismatchesGiveEachReason) {
+  WritePolicy("strict.yaml",
+              "id: strict\nversion: v1\nmrtd: " + Hex48('a') + "\ntcb_status: [OutOfDate]\n");
+  WritePolicy("any.json", R"({"id": "any", "tcb_status": ["UpToDate"]})");
+  WaitForPolicy("strict");
+  WaitForPolicy("any");
+  TokenRequestOptions o;
+  o.policy_ids = {"strict", "any"};
+  auto client = svc_.Client();
+  auto provider = SimProvider();
+  auto token = CollectToken(client, *provider, o);
+  ASSERT_TRUE(token.ok()) << token.error();
+  auto v = Verify(svc_, *token);
+  ASSERT_TRUE(v.ok()) << v.error();
+  ASSERT_EQ(v->claims["policy_ids_matched"].size(), 1u);
+  EXPECT_EQ(v->claims["policy_ids_matched"][0]["id"], "any");
+  ASSERT_EQ(v->claims["policy_ids_unmatched"].size(), 1u);
+  auto reasons = v->claims["policy_ids_unmatched"][0]["reasons"].dump();
+  EXPECT_TRUE(Contains(reasons, "mrtd: ")) << reasons;
+  EXPECT_TRUE(Contains(reasons, "tcb_status: UpToDate is not allowed")) << reasons;
+
+  // policy_must_match turns a mismatch into 403 with the reasons.
+  o.policy_must_match = true;
+  auto refused = CollectToken(client, *provider, o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(Contains(refused.error(), "HTTP 403")) << refused.error();
+  EXPECT_TRUE(Contains(refused.error(), "strict: mrtd: ")) << refused.error();
+
+  // A debuggable TD fails a policy unless it allows debug.
+  WritePolicy("debug.yaml", "id: debug-ok\nallow_debug: true\n");
+  WaitForPolicy("debug-ok");
+  o.policy_ids = {"any", "debug-ok"};
+  auto debug_provider = SimProvider(F().debug_td);
+  auto dbg = CollectToken(client, *debug_provider, o);
+  ASSERT_FALSE(dbg.ok());
+  EXPECT_TRUE(Contains(dbg.error(), "any: td_attributes: the TD is debuggable")) << dbg.error();
+  o.policy_ids = {"debug-ok"};
+  auto dbg_ok = CollectToken(client, *debug_provider, o);
+  ASSERT_TRUE(dbg_ok.ok()) << dbg_ok.error();
+  auto dv = Verify(svc_, *dbg_ok, {{"tdx_is_debuggable", true}, {"dbgstat", "enabled"}});
+  EXPECT_TRUE(dv.ok()) << dv.error();
+}
+
+TEST_F(ServiceE2e, PolicyReloadReplacesChangedFiles) {
+  WritePolicy("p.json", R"({"id": "p1"})");
+  WaitForPolicy("p1");
+  WritePolicy("p.json", R"({"id": "p2"})");
+  WaitForPolicy("p2");
+  auto r = Post(svc_, "/appraisal/v2/attest", Evidence({.policy_ids = {"p1"}}).dump());
+  EXPECT_EQ(r.status, 400);
+  // A broken file keeps the previous set in force.
+  WritePolicy("broken.yaml", "id: [not, a, string]\n");
+  std::this_thread::sleep_for(500ms);
+  auto ok = Post(svc_, "/appraisal/v2/attest", Evidence({.policy_ids = {"p2"}}).dump());
+  EXPECT_EQ(ok.status, 200) << ok.body;
+}
+
+TEST_F(ServiceE2e, UnknownPolicyIdIsRefused) {
+  auto ev = Evidence();
+  ev["policy_ids"] = {"no-such-policy"};
+  auto r = Post(svc_, "/appraisal/v2/attest", ev.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(Contains(Message(r), "unknown policy id \"no-such-policy\"")) << r.body;
+}
+
+TEST_F(ServiceE2e, OversizedBodyIs413) {
+  std::string big = R"({"quote":")" + std::string(2 << 20, 'A') + "\"}";
+  auto r = Post(svc_, "/appraisal/v2/attest", big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_TRUE(Contains(Message(r), "larger than")) << r.body.substr(0, 200);
+}
+
+TEST_F(ServiceE2e, MalformedBodiesNameTheField) {
+  struct Case {
+    std::string body, want;
+  } cases[] = {
+      {"{not json", "malformed JSON"},
+      {"[]", "expected a JSON object"},
+      {R"({"tdx":{}})", "tdx.quote: missing"},
+      {R"({"quote":"@@@@"})", "quote: not standard base64"},
+      {R"({"quote":"AAAA","surprise":1})", "unknown field \"surprise\""},
+      {R"({"tdx":{"quote":"AAAA"},"token_signing_alg":"HS256"})", "token_signing_alg"},
+      {R"({"tdx":{"quote":"AAAA","verifier_nonce":{"val":"AAAA"}}})", "verifier_nonce: val, iat and signature"},
+      {R"({"tpm":{}})", "TDX evidence only"},
+  };
+  for (const auto& c : cases) {
+    auto r = Post(svc_, "/appraisal/v2/attest", c.body);
+    EXPECT_EQ(r.status, 400) << c.body;
+    EXPECT_TRUE(Contains(Message(r), c.want)) << c.body << " -> " << r.body;
+  }
+}
+
+TEST_F(ServiceE2e, TamperedTokenIsRefused) {
+  auto client = svc_.Client();
+  auto provider = SimProvider();
+  auto token = CollectToken(client, *provider, {});
+  ASSERT_TRUE(token.ok()) << token.error();
+  auto jwks = client.GetCerts();
+  ASSERT_TRUE(jwks.ok());
+  // Change one claim: the payload no longer matches the signature.
+  size_t d1 = token->find('.'), d2 = token->rfind('.');
+  auto payload = Base64UrlDecode(token->substr(d1 + 1, d2 - d1 - 1), "p");
+  auto claims = nlohmann::json::parse(AsString(*payload));
+  claims["tdx"]["tdx_is_debuggable"] = true;
+  std::string forged = token->substr(0, d1 + 1) + Base64UrlEncode(AsBytes(claims.dump())) + token->substr(d2);
+  VerifyTokenOptions o;
+  o.now = svc_.now->load();
+  auto v = VerifyToken(forged, *jwks, o);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(Contains(v.error(), "token signature: does not verify")) << v.error();
+  // Expired, wrong issuer, wrong expected claim, alg none.
+  o.now += 301;
+  EXPECT_TRUE(Contains(VerifyToken(*token, *jwks, o).error(), "token: expired"));
+  o.now -= 301;
+  o.issuer = "someone else";
+  EXPECT_TRUE(Contains(VerifyToken(*token, *jwks, o).error(), "iss is"));
+  o.issuer.clear();
+  o.expected_claims["tdx_mrtd"] = Hex48('0');
+  EXPECT_TRUE(Contains(VerifyToken(*token, *jwks, o).error(), "claim tdx_mrtd: is"));
+  o.expected_claims.clear();
+  std::string none = Base64UrlEncode(AsBytes(R"({"alg":"none","kid":"x"})")) + token->substr(d1);
+  EXPECT_TRUE(Contains(VerifyToken(none, *jwks, o).error(), "alg \"none\" refused"));
+  // A JWKS from another service does not verify it.
+  TestService other({}, true);
+  auto other_jwks = other.Client().GetCerts();
+  ASSERT_TRUE(other_jwks.ok());
+  EXPECT_TRUE(Contains(VerifyToken(*token, *other_jwks, o).error(), "is not in the JWKS"));
+}
+
+TEST_F(ServiceE2e, OperationsEndpointsAndLogs) {
+  EXPECT_EQ(Get(svc_, "/healthz").status, 200);
+  EXPECT_EQ(Get(svc_, "/readyz").status, 200);
+  auto certs = Get(svc_, "/certs", "");
+  ASSERT_EQ(certs.status, 200);
+  auto jwks = nlohmann::json::parse(certs.body);
+  ASSERT_EQ(jwks["keys"].size(), 1u);
+  EXPECT_EQ(jwks["keys"][0]["kid"], svc_.server->signing_key().kid());
+  EXPECT_EQ(jwks["keys"][0]["x5c"].size(), 3u);
+  auto ev = Evidence();
+  ASSERT_EQ(Post(svc_, "/appraisal/v2/attest", ev.dump()).status, 200);
+  Post(svc_, "/appraisal/v2/attest", ev.dump());  // replay: a nonce outcome
+  auto m = Get(svc_, "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_TRUE(Contains(m.body, "tdxvirt_attestation_requests_total{endpoint=\"attest\",outcome=\"ok\"} 1"))
+      << m.body;
+  EXPECT_TRUE(Contains(m.body, "tdxvirt_attestation_requests_total{endpoint=\"attest\",outcome=\"nonce\"} 1"))
+      << m.body;
+  EXPECT_TRUE(Contains(m.body, "tdxvirt_attestation_verify_seconds_count 1")) << m.body;
+  EXPECT_EQ(Get(svc_, "/nope").status, 404);
+  auto bad_id = Get(svc_, "/appraisal/v2/nonce", "test-api-key", {{"request-id", "bad\x01id"}});
+  EXPECT_EQ(bad_id.status, 400);
+  // Every request logged as one JSON object; no nonce, quote or token in them.
+  std::string quote_b64 = ev["tdx"]["quote"].get<std::string>().substr(0, 40);
+  std::string nonce_val = ev["tdx"]["verifier_nonce"]["val"].get<std::string>();
+  int requests = 0;
+  for (const auto& line : svc_.Logs()) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    if (j["event"] == "request") ++requests;
+    EXPECT_FALSE(Contains(line, quote_b64)) << line;
+    EXPECT_FALSE(Contains(line, nonce_val)) << line;
+  }
+  EXPECT_GE(requests, 6);
+  svc_.server->Stop();
+  EXPECT_FALSE(svc_.server->ready());
+}
+
+TEST(ServiceHttps, TokenOverTlsWithCaFile) {
+  TempDir d;
+  SigningKeyOptions so;
+  so.common_name = "127.0.0.1";
+  so.subject_alt_names = "IP:127.0.0.1,DNS:localhost";
+  auto tls = CreateSigningKeyPem(so);
+  ASSERT_TRUE(tls.ok()) << tls.error();
+  WriteFile(d.File("tls.key"), tls->first);
+  WriteFile(d.File("tls.pem"), tls->second);
+  ServerOptions o;
+  o.tls_cert_path = d.File("tls.pem");
+  o.tls_key_path = d.File("tls.key");
+  TestService svc(o);
+  ASSERT_TRUE(svc.server);
+  EXPECT_EQ(svc.server->base_url().rfind("https://", 0), 0u);
+  auto cfg = svc.Config();
+  cfg.allow_http = false;
+  // Without the CA: the certificate is refused.
+  auto untrusted = TrustAuthorityClient::Create(cfg);
+  ASSERT_TRUE(untrusted.ok());
+  EXPECT_FALSE(untrusted->GetNonce().ok());
+  cfg.ca_file = d.File("tls.pem");
+  auto client = TrustAuthorityClient::Create(cfg);
+  ASSERT_TRUE(client.ok());
+  auto provider = SimProvider();
+  auto token = CollectToken(*client, *provider, {});
+  ASSERT_TRUE(token.ok()) << token.error();
+  // http:// is refused unless allowed.
+  cfg.trustauthority_api_url = "http://127.0.0.1:1";
+  auto refused = TrustAuthorityClient::Create(cfg);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(Contains(refused.error(), "must be an https:// URL"));
+}
+
+}  // namespace
+}  // namespace tdxvirt::service
