@@ -1,0 +1,188 @@
+// `tdxvirt serve node-agent` as a process: registers with the kubelet stand-in, follows the host,
+// writes the NFD feature file, serves /healthz /readyz /metrics, and on SIGTERM stops cleanly and
+// removes its socket. Also `node label` and `node sim-host`.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "node/host.h"
+#include "node/labels.h"
+#include "node/sim_kubelet.h"
+#include "test_util.h"
+
+namespace tdxvirt::node {
+namespace {
+
+using tdxvirt::testing::RunTdxvirt;
+using tdxvirt::testing::TempDir;
+using namespace std::chrono_literals;
+
+constexpr auto kWait = 30s;
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& err_path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test killed by its timeout
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open("/dev/null", O_RDONLY);
+    if (err < 0 || in < 0) _exit(126);
+    dup2(err, 2);
+    dup2(in, 0);
+    std::vector<char*> argv{const_cast<char*>(TDXVIRT_BIN)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(TDXVIRT_BIN, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+template <typename F>
+bool Eventually(F f) {
+  for (auto end = std::chrono::steady_clock::now() + kWait; std::chrono::steady_clock::now() < end;
+       std::this_thread::sleep_for(20ms))
+    if (f()) return true;
+  return f();
+}
+
+TEST(NodeAgentCli, ServesFollowsLabelsAndStopsOnSigterm) {
+  TempDir tmp;
+  std::string host = tmp.File("host"), dp = tmp.File("dp"), nfd = tmp.File("features.d");
+  std::filesystem::create_directories(dp);
+  std::filesystem::create_directories(nfd);
+  ASSERT_EQ(RunTdxvirt("node sim-host --root " + host + " --keys 3").exit_code, 0);
+
+  SimKubelet kubelet({.dir = dp});
+  ASSERT_TRUE(kubelet.Start().ok());
+  std::string err = tmp.File("agent.err");
+  pid_t pid = Spawn({"serve", "node-agent", "--host-root", host, "--device-plugin-dir", dp,
+                     "--nfd-dir", nfd, "--poll-interval", "50", "--label-interval", "1",
+                     "--listen", "127.0.0.1:0"},
+                    err);
+  ASSERT_GT(pid, 0);
+  const std::string res = kDefaultResourceName;
+  auto healthy = [](size_t n, size_t total) {
+    return [=](const std::vector<PluginDevice>& d) {
+      size_t h = 0;
+      for (auto& x : d) h += x.healthy;
+      return d.size() == total && h == n;
+    };
+  };
+  ASSERT_TRUE(kubelet.WaitForDevices(res, healthy(3, 3), kWait)) << ReadAll(err);
+
+  // Labels in the NFD feature file, following the host.
+  std::string feature = nfd + "/" + kNfdFeatureFile;
+  ASSERT_TRUE(Eventually([&] { return ReadAll(feature).find("tdxvirt.io/tdx=true") != std::string::npos; }))
+      << ReadAll(err);
+  EXPECT_NE(ReadAll(feature).find("tdxvirt.io/tdx-keys-total=3"), std::string::npos);
+  ASSERT_EQ(RunTdxvirt("node sim-host --usage-only --root " + host +
+                       " --keys 3 --used-outside 1").exit_code, 0);
+  ASSERT_TRUE(kubelet.WaitForDevices(res, healthy(2, 3), kWait));
+  ASSERT_TRUE(Eventually([&] {
+    return ReadAll(feature).find("tdxvirt.io/tdx-keys-free=2") != std::string::npos;
+  })) << ReadAll(feature);
+
+  // Probes and metrics on the port it logged.
+  std::smatch m;
+  std::string log;
+  ASSERT_TRUE(Eventually([&] {
+    log = ReadAll(err);
+    return std::regex_search(log, m, std::regex(R"(127\.0\.0\.1:(\d+) \(/healthz)"));
+  })) << log;
+  httplib::Client http("127.0.0.1", std::stoi(m[1].str()));
+  http.set_read_timeout(30, 0);
+  auto h = http.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto r = http.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("tdxvirt_node_tdx_keys_capacity 3"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("tdxvirt_node_devices_healthy{resource=\"tdxvirt.io/tdx-key\"} 2"),
+            std::string::npos) << metrics->body;
+
+  // Every log line is one JSON object.
+  std::istringstream lines(ReadAll(err));
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    EXPECT_TRUE(j.contains("time") && j.contains("level") && j.contains("event")) << line;
+  }
+
+  std::string sock = dp + "/tdxvirt-tdx-key.sock";
+  EXPECT_TRUE(std::filesystem::exists(sock));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << ReadAll(err);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << ReadAll(err);
+  EXPECT_FALSE(std::filesystem::exists(sock));
+  EXPECT_NE(ReadAll(err).find("\"event\":\"stopped\""), std::string::npos);
+  ASSERT_TRUE(kubelet.WaitForDevices(res, healthy(0, 3), kWait));  // the stream ended
+}
+
+TEST(NodeAgentCli, BadOptionsAreUsageErrors) {
+  TempDir tmp;
+  std::filesystem::create_directories(tmp.File("dp"));
+  auto r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
+                      tmp.File("missing"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("device-plugin directory"), std::string::npos) << r.err;
+  r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
+                 tmp.File("dp") + " --resource-name nodomain");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("<domain>/<name>"), std::string::npos) << r.err;
+  r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
+                 tmp.File("dp") + " --listen nowhere");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("HOST:PORT"), std::string::npos) << r.err;
+  r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
+                 tmp.File("dp") + " --kube-labels --kube-node ''");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("NODE_NAME"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.File("dp")));  // nothing served, nothing left
+}
+
+TEST(NodeLabelCli, OneShotWritesTheFeatureFile) {
+  TempDir tmp;
+  std::string host = tmp.File("host");
+  std::filesystem::create_directories(tmp.File("nfd"));
+  ASSERT_EQ(RunTdxvirt("node sim-host --root " + host + " --keys 5 --used-outside 2").exit_code, 0);
+  auto r = RunTdxvirt("node label --root " + host + " --nfd-dir " + tmp.File("nfd") +
+                      " --kubevirt-label");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["labels"]["tdxvirt.io/tdx"], "true");
+  EXPECT_EQ(j["labels"]["kubevirt.io/tdx"], "true");
+  EXPECT_EQ(j["labels"]["tdxvirt.io/tdx-keys-free"], "3");
+  std::string text = ReadAll(tmp.File("nfd/") + kNfdFeatureFile);
+  EXPECT_NE(text.find("kubevirt.io/tdx=true\n"), std::string::npos) << text;
+
+  r = RunTdxvirt("node label --root " + host);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--nfd-dir"), std::string::npos) << r.err;
+  r = RunTdxvirt("node label --root " + host + " --nfd-dir " + tmp.File("missing"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace tdxvirt::node
