@@ -29,6 +29,7 @@ void AddAttestCommands(CLI::App& app, int& exit_code);
 void AddServiceCommands(CLI::App& app, int& exit_code);   // serve attestation, attest token/...
 void AddKubevirtCommands(CLI::App& app, int& exit_code);  // admission, render, hook, serve webhook
 void AddNodeCommands(CLI::App& app, int& exit_code);      // node detect/label, serve node-agent
+void AddQuickstartCommands(CLI::App& app, int& exit_code);  // quickstart
 
 // The `serve` group of long-running services (`serve qgs`, ...): created by the first caller,
 // shared by the rest.

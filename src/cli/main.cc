@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   AddServiceCommands(app, exit_code);
   AddKubevirtCommands(app, exit_code);
   AddNodeCommands(app, exit_code);
+  AddQuickstartCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -1,0 +1,679 @@
+#include "quickstart/quickstart.h"
+
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "common/base64.h"
+#include "common/file.h"
+#include "common/hex.h"
+#include "common/openssl.h"
+#include "guest/quote_provider.h"
+#include "kubevirt/admission.h"
+#include "kubevirt/document.h"
+#include "kubevirt/domain.h"
+#include "kubevirt/settings.h"
+#include "kubevirt/tdx_spec.h"
+#include "node/device_plugin.h"
+#include "node/host.h"
+#include "node/sim_kubelet.h"
+#include "qgs/server.h"
+#include "qgs/transport.h"
+#include "service/client.h"
+#include "service/jose.h"
+#include "service/policy.h"
+#include "service/server.h"
+#include "simulator/domain_boot.h"
+#include "simulator/pki.h"
+#include "simulator/platform.h"
+#include "simulator/sim_backend.h"
+#include "simulator/tdvf.h"
+
+namespace tdxvirt::quickstart {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void OnSignal(int) { g_interrupted.store(true); }
+
+// A step's failure: what went wrong, in words a newcomer can act on.
+struct StepError {
+  std::string message;
+};
+template <typename T>
+T Must(Result<T> r, const std::string& what) {
+  if (!r.ok()) throw StepError{what + ": " + r.error()};
+  return std::move(*r);
+}
+void Must(const Status& s, const std::string& what) {
+  if (!s.ok()) throw StepError{what + ": " + s.error()};
+}
+void Check(bool ok, const std::string& what) {
+  if (!ok) throw StepError{what};
+}
+
+std::string RandomHex(size_t n) {
+  Bytes b(n);
+  RAND_bytes(b.data(), int(n));
+  return ToHex(b);
+}
+
+void WriteText(const fs::path& path, std::string_view text, mode_t mode = 0644) {
+  Must(WriteFileAtomic(path.string(), AsBytes(text), mode), "write " + path.string());
+}
+
+// Component logs go to <dir>/logs/<component>.log (or stderr with --verbose).
+class Logs {
+ public:
+  Logs(fs::path dir, bool verbose) : dir_(std::move(dir)), verbose_(verbose) {}
+  std::function<void(const std::string&)> For(const std::string& component) {
+    if (verbose_)
+      return [this, component](const std::string& line) {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::cerr << line << "\n";
+      };
+    auto file = std::make_shared<std::ofstream>(dir_ / (component + ".log"), std::ios::app);
+    files_.push_back(file);
+    return [this, file](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mu_);
+      *file << line << "\n";
+      file->flush();
+    };
+  }
+
+ private:
+  fs::path dir_;
+  bool verbose_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<std::ofstream>> files_;
+};
+
+class Quickstart {
+ public:
+  Quickstart(const Options& o, std::ostream& progress) : o_(o), progress_(progress) {}
+  ~Quickstart() { StopAll(); }
+
+  int Run(std::ostream& out);
+
+ private:
+  void StepPlatform();
+  void StepAdmission();
+  void StepPlacement();
+  void StepDomain();
+  void StepAttest();
+  void StepRefuse();
+  void StopAll();
+  void PrintReport(std::ostream& out, bool ok);
+
+  // Boots a TD from `domain` (its config written to `name`.json) and, inside it, makes a key pair
+  // and collects evidence for a fresh nonce (nothing sent yet).
+  Result<nlohmann::json> EvidenceFor(const simulator::TdDomain& domain, const std::string& name);
+  // EvidenceFor, then the attest request: the token.
+  Result<std::string> TokenFor(const simulator::TdDomain& domain, const std::string& name,
+                               nlohmann::json* evidence_out = nullptr);
+  service::TrustAuthorityClient Client() const;
+  fs::path OnHost(const std::string& path) const { return host_root_ / fs::path(path).relative_path(); }
+
+  const Options& o_;
+  std::ostream& progress_;
+  fs::path dir_;
+  std::unique_ptr<Logs> logs_;
+  Json report_ = Json::object();
+
+  // Step 1
+  kubevirt::ClusterSettings settings_;
+  kubevirt::Json manifest_;
+  std::string manifest_text_;
+  fs::path qgs_socket_, firmware_path_, host_root_, plugin_dir_;
+  Bytes firmware_;
+  evidence::Sha384Digest mrtd_{};
+  std::unique_ptr<simulator::SimQuoteBackend> backend_;
+  std::unique_ptr<qgs::QgsServer> qgs_;
+  std::unique_ptr<service::AttestationServer> service_;
+  std::string api_key_, policy_id_ = "quickstart-vm", issuer_ = "tdxvirt quickstart attestation service";
+  std::optional<evidence::Sha384Digest> expected_mrconfigid_;
+  // Step 2
+  kubevirt::ReviewResult admission_;
+  // Step 3
+  std::unique_ptr<node::SimKubelet> kubelet_;
+  std::unique_ptr<node::DevicePlugin> plugin_;
+  // Step 4
+  std::string domain_xml_;
+  // Step 5
+  simulator::TdDomain td_domain_;
+};
+
+int Quickstart::Run(std::ostream& out) {
+  // Artefact directory.
+  if (o_.dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "tdxvirt-quickstart.XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) {
+      progress_ << "quickstart: cannot create a directory under " << fs::temp_directory_path() << "\n";
+      return 2;
+    }
+    dir_ = tmpl;
+  } else {
+    dir_ = fs::absolute(o_.dir);
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) {
+      progress_ << "quickstart: --dir " << o_.dir << ": " << ec.message() << "\n";
+      return 2;
+    }
+  }
+  if (o_.keys < 1 || o_.keys > 64) {
+    progress_ << "quickstart: --keys must be 1..64\n";
+    return 2;
+  }
+  fs::create_directories(dir_ / "logs");
+  logs_ = std::make_unique<Logs>(dir_ / "logs", o_.verbose);
+  report_["dir"] = dir_.string();
+  report_["steps"] = Json::array();
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  struct sigaction old_int {}, old_term {};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+
+  struct Step {
+    const char* name;
+    const char* what;
+    void (Quickstart::*run)();
+  };
+  const Step steps[] = {
+      {"platform", "simulated TDX platform, node, QGS and attestation service", &Quickstart::StepPlatform},
+      {"admission", "admit the VM through the webhook logic", &Quickstart::StepAdmission},
+      {"placement", "place the TD on a node with a free TDX key", &Quickstart::StepPlacement},
+      {"domain", "render the TD's libvirt domain", &Quickstart::StepDomain},
+      {"attest", "boot the TD, attest, verify the token as the relying party", &Quickstart::StepAttest},
+      {"refuse", "refuse a debug TD, a wrong MRCONFIGID and a tampered quote", &Quickstart::StepRefuse},
+  };
+  const int total = int(std::size(steps));
+  bool ok = true;
+  for (int i = 0; i < total && ok; ++i) {
+    const Step& s = steps[i];
+    progress_ << "[" << i + 1 << "/" << total << "] " << s.name << ": " << s.what << " ..." << std::flush;
+    auto start = std::chrono::steady_clock::now();
+    Json step = {{"name", s.name}};
+    try {
+      if (g_interrupted.load()) throw StepError{"interrupted"};
+      (this->*s.run)();
+      step["ok"] = true;
+    } catch (const StepError& e) {
+      step["ok"] = false;
+      step["error"] = e.message;
+      ok = false;
+    } catch (const std::exception& e) {
+      step["ok"] = false;
+      step["error"] = std::string("unexpected error: ") + e.what();
+      ok = false;
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    step["seconds"] = std::round(secs * 100) / 100;
+    report_["steps"].push_back(step);
+    if (step["ok"].get<bool>()) {
+      progress_ << " ok (" << step["seconds"].get<double>() << " s)\n";
+    } else {
+      progress_ << " FAILED\n"
+                << "quickstart: step " << i + 1 << " (" << s.name << ") failed: "
+                << step["error"].get<std::string>() << "\n";
+    }
+    if (g_interrupted.load() && ok) {
+      report_["steps"].back()["note"] = "interrupted after this step";
+      progress_ << "quickstart: interrupted; stopping\n";
+      ok = false;
+    }
+  }
+  StopAll();
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  report_["ok"] = ok;
+  WriteText(dir_ / "report.json", report_.dump(2) + "\n");
+  PrintReport(out, ok);
+  return ok ? 0 : 1;
+}
+
+void Quickstart::StopAll() {
+  // Reverse order of start: clients of a server stop before it.
+  if (plugin_) plugin_->Stop();
+  if (kubelet_) kubelet_->Stop();
+  if (service_) service_->Stop();
+  if (qgs_) qgs_->Stop();
+}
+
+// ---- 1. platform -------------------------------------------------------------------------------
+
+void Quickstart::StepPlatform() {
+  // The VM manifest first: the policy is derived from it.
+  auto text = Must(ReadFile(o_.manifest, kubevirt::kMaxDocumentBytes), "manifest");
+  manifest_text_ = std::string(AsString(text));
+  manifest_ = Must(kubevirt::ParseDocument(manifest_text_, "manifest"), o_.manifest);
+
+  // Cluster settings: TDX on (an alpha gate), QGS enforced; default paths.
+  settings_.feature_gate = true;
+  settings_.qgs_enforced = true;
+
+  // Simulated platform: PKI shaped like Intel's, signed collateral.
+  auto platform = Must(simulator::SimPlatform::Create(simulator::PlatformConfig{}), "simulated platform");
+  Must(platform.Save((dir_ / "sim").string()), "save simulated platform");
+  backend_ = std::make_unique<simulator::SimQuoteBackend>(std::move(platform));
+
+  // Firmware: a TDVF image; MRTD is computed from its bytes as the TDX module measures them.
+  firmware_ = simulator::MakeSimulatedTdvf("tdxvirt quickstart TDVF");
+  // The node's filesystem is a tree under host_root_: paths in settings and domain XML are the
+  // production ones (/usr/share/..., /var/run/tdx-qgs/...), resolved under it.
+  host_root_ = dir_ / "node" / "host";
+  firmware_path_ = OnHost(settings_.tdvf);
+  fs::create_directories(firmware_path_.parent_path());
+  Must(WriteFileAtomic(firmware_path_.string(), firmware_), "write firmware");
+  mrtd_ = Must(simulator::ComputeMrtdOfFirmware(firmware_), "firmware MRTD");
+
+  // The node: a host tree with N TDX keys.
+  plugin_dir_ = dir_ / "node" / "device-plugins";
+  fs::create_directories(plugin_dir_);
+  node::SimHostOptions host;
+  host.keys = o_.keys;
+  Must(node::WriteSimulatedTdxHost(host_root_.string(), host), "simulated node");
+  auto detection = node::DetectTdx(host_root_.string());
+  Check(detection.ready, "node detection: " + detection.summary);
+
+  // The host's QGS on a UNIX socket, as Intel's QGS at /var/run/tdx-qgs/qgs.socket.
+  qgs_socket_ = OnHost(settings_.qgs_socket_path);
+  fs::create_directories(qgs_socket_.parent_path());
+  qgs::ServerOptions qo;
+  qo.log = logs_->For("qgs");
+  qgs_ = std::make_unique<qgs::QgsServer>(*backend_, qo);
+  Must(qgs_->Start({Must(qgs::ParseQgsAddress("unix:" + qgs_socket_.string()), "QGS address")}),
+       "start QGS");
+
+
+  // The owner's policy: this firmware's MRTD, the VM's MRCONFIGID, no debug, TCB up to date.
+  auto probe = kubevirt::ReviewObject(manifest_, settings_, kubevirt::ReviewKind::kValidate);
+  Check(probe.is_tdx, o_.manifest + " does not ask for TDX (spec.domain.launchSecurity.tdx)");
+  if (probe.tdx.mr_config_id) expected_mrconfigid_ = *probe.tdx.mr_config_id;
+  std::string policy = "id: " + policy_id_ +
+                       "\nversion: v1\ndescription: " +
+                       nlohmann::json("derived from " + o_.manifest +
+                                      ": its TDVF's MRTD and its MRCONFIGID; no debug")
+                           .dump() +
+                       "\n"
+                       "tcb_status: [UpToDate]\nmrtd: " + ToHex(mrtd_) + "\n";
+  if (expected_mrconfigid_) policy += "mrconfigid: " + ToHex(*expected_mrconfigid_) + "\n";
+  policy += "allow_debug: false\n";
+  fs::path policy_dir = dir_ / "service" / "policies";
+  fs::create_directories(policy_dir);
+  Must(service::ParsePolicy(policy, "quickstart policy"), "policy");
+  WriteText(policy_dir / (policy_id_ + ".yaml"), policy);
+
+  // The attestation service: HTTPS on loopback with a test TLS CA, token-signing key, API key.
+  fs::path sdir = dir_ / "service";
+  Must(service::CreateSigningKeyFiles((sdir / "signing-key.pem").string(),
+                                      (sdir / "signing-chain.pem").string()),
+       "token signing key");
+  {
+    int64_t now = std::time(nullptr);
+    auto ca_key = simulator::NewP256Key();
+    auto ca = Must(simulator::IssueCertificate({"tdxvirt quickstart TLS CA", true, 0, now - 3600,
+                                                now + 86400},
+                                               ca_key.get(), nullptr, nullptr),
+                   "TLS CA");
+    auto leaf_key = simulator::NewP256Key();
+    auto leaf = Must(simulator::IssueCertificate({"127.0.0.1", false, -1, now - 3600, now + 86400},
+                                                 leaf_key.get(), ca.get(), ca_key.get()),
+                     "TLS certificate");
+    WriteText(sdir / "tls-ca.pem", simulator::CertToPem(ca.get()));
+    WriteText(sdir / "tls-cert.pem", simulator::CertToPem(leaf.get()));
+    WriteText(sdir / "tls-key.pem", simulator::KeyToPem(leaf_key.get()), 0600);
+  }
+  api_key_ = RandomHex(24);
+  WriteText(sdir / "api-key", api_key_ + "\n", 0600);
+
+  service::ServerOptions so;
+  so.tls_cert_path = (sdir / "tls-cert.pem").string();
+  so.tls_key_path = (sdir / "tls-key.pem").string();
+  so.signing_key_path = (sdir / "signing-key.pem").string();
+  so.signing_chain_path = (sdir / "signing-chain.pem").string();
+  so.policy_dir = policy_dir.string();
+  so.collateral_path = (dir_ / "sim" / "collateral.json").string();
+  so.root_pem_path = (dir_ / "sim" / "root_ca.pem").string();  // the simulator's root: told to
+  so.api_keys = {api_key_};
+  so.appraisal.issuer = issuer_;
+  so.threads = 4;
+  so.log = logs_->For("attestation-service");
+  service_ = Must(service::AttestationServer::Create(std::move(so)), "attestation service");
+  int port = Must(service_->Start(), "start attestation service");
+
+  report_["platform"] = {
+      {"simulator", (dir_ / "sim").string()},
+      {"firmware", firmware_path_.string()},
+      {"node", {{"root", host_root_.string()}, {"tdx_keys", o_.keys}, {"detection", detection.summary}}},
+      {"qgs", "unix:" + qgs_socket_.string()},
+      {"attestation_service", service_->base_url()},
+      {"port", port},
+      {"policy", policy_id_}};
+}
+
+// ---- 2. admission ------------------------------------------------------------------------------
+
+void Quickstart::StepAdmission() {
+  admission_ = Must(kubevirt::Review(manifest_text_, settings_, kubevirt::ReviewKind::kBoth), "admission");
+  std::string denials;
+  for (const auto& d : admission_.denials) denials += "\n  " + d;
+  Check(admission_.allowed, "the webhook denied " + o_.manifest + ":" + denials);
+  Check(admission_.is_tdx, "the webhook did not see a TDX request in " + o_.manifest);
+  WriteText(dir_ / "admission-response.json", admission_.response.dump(2) + "\n");
+  WriteText(dir_ / "vm-admitted.json", admission_.mutated.dump(2) + "\n");
+  Json ops = Json::array();
+  for (const auto& op : admission_.patch) {
+    std::string value = op.contains("value") ? op["value"].dump() : "";
+    ops.push_back(op["op"].get<std::string>() + " " + op["path"].get<std::string>() +
+                  (value.empty() ? "" : " " + value));
+  }
+  // The patch must ask for one key of the node agent's resource.
+  Check(admission_.mutated.dump().find(settings_.key_resource) != std::string::npos,
+        "the admitted VM does not request " + settings_.key_resource);
+  report_["admission"] = {{"allowed", true},
+                          {"name", manifest_.contains("metadata") ? manifest_["metadata"].value("name", "") : ""},
+                          {"kind", manifest_.value("kind", "")},
+                          {"patch", ops},
+                          {"warnings", admission_.warnings}};
+}
+
+// ---- 3. placement ------------------------------------------------------------------------------
+
+void Quickstart::StepPlacement() {
+  const std::string resource = settings_.key_resource;
+  node::SimKubeletOptions ko;
+  ko.dir = plugin_dir_.string();
+  kubelet_ = std::make_unique<node::SimKubelet>(ko);
+  Must(kubelet_->Start(), "kubelet stand-in");
+
+  node::DevicePluginOptions po;
+  po.host_root = host_root_.string();
+  po.resource_name = resource;
+  po.plugin_dir = plugin_dir_.string();
+  po.qgs_socket_path = settings_.qgs_socket_path;  // under host_root
+  po.attestation_enforced = true;
+  po.poll_interval = std::chrono::milliseconds(200);
+  po.log = logs_->For("node-agent");
+  plugin_ = std::make_unique<node::DevicePlugin>(po);
+  Must(plugin_->Start(), "device plugin");
+  const size_t n = size_t(o_.keys);
+  Check(kubelet_->WaitForDevices(
+            resource,
+            [n](const std::vector<node::PluginDevice>& d) {
+              size_t healthy = 0;
+              for (const auto& x : d) healthy += x.healthy;
+              return healthy == n;
+            },
+            std::chrono::seconds(20)),
+        "kubelet did not see " + std::to_string(n) + " healthy " + resource + " devices");
+
+  // This TD's launcher pod: one key.
+  auto ours = Must(kubelet_->Allocate(resource, 1), "allocate a TDX key for the TD");
+  Json mounts = Json::array();
+  for (const auto& m : ours.mounts)
+    mounts.push_back(m.host_path + " -> " + m.container_path + (m.read_only ? " (ro)" : ""));
+  Json envs = Json::object();
+  for (const auto& [k, v] : ours.envs) envs[k] = v;
+  Check(!ours.mounts.empty(), "the allocation carries no QGS socket mount");
+  // The TD starts: KVM charges one key to the pod's cgroup.
+  Must(node::SetSimulatedKeyUsage(host_root_.string(), 0, 1), "TD start on the node");
+
+  // Fill the node, then the (N+1)th TD.
+  std::vector<node::SimAllocation> others;
+  for (size_t i = 1; i < n; ++i) others.push_back(Must(kubelet_->Allocate(resource, 1), "TD #" + std::to_string(i + 1)));
+  auto extra = kubelet_->Allocate(resource, 1);
+  Check(!extra.ok(), "TD #" + std::to_string(n + 1) + " got a key on a node with " + std::to_string(n));
+  for (const auto& a : others) kubelet_->Release(a);
+
+  report_["placement"] = {{"resource", resource},
+                          {"devices", n},
+                          {"this_td", ours.device_ids},
+                          {"mounts", mounts},
+                          {"env", envs},
+                          {"td_n_plus_1", "TD #" + std::to_string(n + 1) + " stays Pending: " + extra.error()}};
+}
+
+// ---- 4. domain ---------------------------------------------------------------------------------
+
+void Quickstart::StepDomain() {
+  auto rendered = Must(kubevirt::RenderDomain(admission_.mutated, settings_), "render");
+  Check(rendered.is_tdx, "the rendered domain is not a TD");
+  domain_xml_ = rendered.xml;
+  WriteText(dir_ / "domain.xml", domain_xml_);
+  // The hook applies the same function to KubeVirt's domain: applying it again changes nothing.
+  auto again = Must(kubevirt::ApplyTdx(domain_xml_, admission_.tdx), "hook");
+  Check(again == domain_xml_, "applying TDX to the rendered domain again changed it");
+  Json schema = {{"checked", false}};
+  if (!o_.schema_dir.empty()) {
+    auto check = kubevirt::ValidateDomainXml(domain_xml_, o_.schema_dir);
+    schema = {{"checked", check.ran}, {"valid", check.valid}, {"message", check.message}};
+    Check(!check.ran || check.valid, "domain.xml does not validate against libvirt's schema: " + check.message);
+  } else {
+    schema["message"] = "skipped: no --schema-dir";
+  }
+  report_["domain"] = {{"xml", (dir_ / "domain.xml").string()}, {"schema", schema}, {"warnings", rendered.warnings}};
+}
+
+// ---- 5. attest ---------------------------------------------------------------------------------
+
+service::TrustAuthorityClient Quickstart::Client() const {
+  service::ClientConfig c;
+  c.trustauthority_url = service_->base_url();
+  c.trustauthority_api_url = service_->base_url();
+  c.trustauthority_api_key = api_key_;
+  c.ca_file = (dir_ / "service" / "tls-ca.pem").string();
+  return Must(service::TrustAuthorityClient::Create(c), "client");
+}
+
+Result<nlohmann::json> Quickstart::EvidenceFor(const simulator::TdDomain& domain, const std::string& name) {
+  auto config = simulator::TdConfigForDomain(domain, firmware_);
+  if (!config.ok()) return Error{config.error()};
+  fs::path td_json = dir_ / (name + ".json");
+  WriteText(td_json, simulator::TdConfigToJson(*config).dump(2) + "\n");
+
+  // Inside the TD: a key pair; its public key is the runtime data bound into REPORTDATA.
+  auto pair = service::CreateRsaKeyPair();
+  if (!pair.ok()) return Error{pair.error()};
+  WriteText(dir_ / (name + "-key.pem"), pair->private_pem, 0600);
+  WriteText(dir_ / (name + "-key.pub.pem"), pair->public_pem);
+  auto der = service::PublicKeyDerFromPem(pair->public_pem);
+  if (!der.ok()) return Error{der.error()};
+
+  guest::ProviderOptions po;
+  po.kind = guest::ProviderKind::kQgs;
+  po.qgs_address = "unix:" + qgs_socket_.string();
+  po.sim_dir = (dir_ / "sim").string();
+  po.td_config_path = td_json.string();
+  auto provider = guest::SelectQuoteProvider(po);
+  if (!provider.ok()) return Error{provider.error()};
+
+  service::TokenRequestOptions to;
+  to.runtime_data = *der;
+  to.policy_ids = {policy_id_};
+  to.policy_must_match = true;
+  auto evidence = service::CollectEvidence(Client(), **provider, to);
+  if (!evidence.ok()) return Error{evidence.error()};
+  return *evidence;
+}
+
+Result<std::string> Quickstart::TokenFor(const simulator::TdDomain& domain, const std::string& name,
+                                         nlohmann::json* evidence_out) {
+  auto evidence = EvidenceFor(domain, name);
+  if (!evidence.ok()) return Error{evidence.error()};
+  if (evidence_out) *evidence_out = *evidence;
+  return Client().Attest(*evidence);
+}
+
+void Quickstart::StepAttest() {
+  // The host boots the TD from the domain: firmware from the loader, MRCONFIGID from launchSecurity.
+  td_domain_ = Must(simulator::ReadTdDomain(domain_xml_), "domain.xml");
+  Check(OnHost(td_domain_.loader) == firmware_path_,
+        "the domain boots " + td_domain_.loader + ", not the firmware the policy measured, " +
+            settings_.tdvf);
+  Check(td_domain_.has_qgs, "the domain has no <quoteGenerationService>: the TD could not get quotes");
+  Check(OnHost(td_domain_.qgs_path) == qgs_socket_,
+        "the domain's QGS socket " + td_domain_.qgs_path + " is not the host's " + settings_.qgs_socket_path);
+
+  nlohmann::json evidence;
+  std::string token = Must(TokenFor(td_domain_, "td", &evidence), "token");
+  auto quote = Must(Base64Decode(evidence["tdx"]["quote"].get<std::string>(), "quote"), "evidence");
+  Must(WriteFileAtomic((dir_ / "quote.bin").string(), quote), "write quote");
+  WriteText(dir_ / "evidence.json", evidence.dump(2) + "\n");
+  WriteText(dir_ / "token.jwt", token + "\n");
+
+  // The relying party: the service's JWKS, the token's signature and lifetime, the owner's values.
+  auto jwks = Must(Client().GetCerts(), "JWKS");
+  WriteText(dir_ / "jwks.json", jwks + "\n");
+  service::VerifyTokenOptions vo;
+  vo.issuer = issuer_;
+  vo.now = std::time(nullptr);
+  vo.expected_claims["tdx_mrtd"] = ToHex(mrtd_);
+  vo.expected_claims["tdx_is_debuggable"] = false;
+  if (expected_mrconfigid_) vo.expected_claims["tdx_mrconfigid"] = ToHex(*expected_mrconfigid_);
+  auto verified = Must(service::VerifyToken(token, jwks, vo), "the relying party refused the token");
+  const auto& c = verified.claims;
+  auto claim = [&](const std::string& k) -> nlohmann::json {
+    if (c.contains(k)) return c[k];
+    if (c.contains("tdx") && c["tdx"].contains(k)) return c["tdx"][k];
+    return nullptr;
+  };
+  Check(claim("attester_tcb_status") == "UpToDate",
+        "token TCB status is " + claim("attester_tcb_status").dump());
+  report_["attest"] = {{"mrtd", ToHex(mrtd_)},
+                       {"mrconfigid", claim("tdx_mrconfigid")},
+                       {"rtmr0", claim("tdx_rtmr0")},
+                       {"tcb_status", claim("attester_tcb_status")},
+                       {"is_debuggable", claim("tdx_is_debuggable")},
+                       {"policy_ids_matched", claim("policy_ids_matched")},
+                       {"token_alg", verified.header.value("alg", "")},
+                       {"token_kid", verified.header.value("kid", "")},
+                       {"issuer", c.value("iss", "")},
+                       {"expires", c.value("exp", int64_t(0))},
+                       {"quote", (dir_ / "quote.bin").string()},
+                       {"token", (dir_ / "token.jwt").string()}};
+}
+
+// ---- 6. refuse ---------------------------------------------------------------------------------
+
+void Quickstart::StepRefuse() {
+  Json refused = Json::array();
+  auto expect_refused = [&](const std::string& what, const std::string& where, const Result<std::string>& r) {
+    Check(!r.ok(), what + " got a token");
+    refused.push_back({{"case", what}, {"refused_by", where}, {"reason", r.error()}});
+  };
+
+  // A debug TD asked for in the manifest: the webhook refuses it.
+  {
+    auto vm = manifest_;
+    auto& meta = vm.value("kind", "") == "VirtualMachine" ? vm["spec"]["template"]["metadata"] : vm["metadata"];
+    meta["annotations"][kubevirt::kAnnotationPolicy] = "0x10000001";  // ATTRIBUTES.DEBUG
+    auto r = kubevirt::ReviewObject(vm, settings_, kubevirt::ReviewKind::kBoth);
+    std::string why;
+    for (const auto& d : r.denials) why += (why.empty() ? "" : "; ") + d;
+    Check(!r.allowed, "the webhook admitted a VM asking for a debug TD");
+    refused.push_back({{"case", "debug TD requested in the VM"}, {"refused_by", "admission webhook"}, {"reason", why}});
+  }
+  // The same TD booted with debug on by a host that ignored admission: the policy refuses it.
+  {
+    auto d = td_domain_;
+    d.attributes |= evidence::kTdAttrDebug;
+    expect_refused("debug TD booted anyway", "attestation policy", TokenFor(d, "td-debug"));
+  }
+  // A TD whose MRCONFIGID is not the owner's.
+  {
+    auto d = td_domain_;
+    d.mr_config_id = ossl::Sha384(AsBytes("someone else's configuration"));
+    expect_refused("wrong MRCONFIGID", "attestation policy", TokenFor(d, "td-wrong-mrconfigid"));
+  }
+  // Evidence changed on the way: one MRTD bit of a genuine quote.
+  {
+    auto evidence = Must(EvidenceFor(td_domain_, "td-tampered"), "evidence");
+    auto quote = Must(Base64Decode(evidence["tdx"]["quote"].get<std::string>(), "quote"), "evidence");
+    quote[184] ^= 0x01;  // MRTD's first byte (48-byte header, then the TD report body)
+    evidence["tdx"]["quote"] = Base64Encode(quote);
+    expect_refused("tampered quote", "quote verification", Client().Attest(evidence));
+  }
+  report_["refused"] = refused;
+}
+
+// ---- report ------------------------------------------------------------------------------------
+
+void Quickstart::PrintReport(std::ostream& out, bool ok) {
+  if (o_.json) {
+    out << report_.dump(2) << "\n";
+    return;
+  }
+  auto str = [](const Json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); };
+  out << "\n" << (ok ? "tdxvirt quickstart: the TD attested and the relying party trusts it"
+                     : "tdxvirt quickstart: FAILED")
+      << "\n";
+  if (report_.contains("admission")) {
+    const auto& a = report_["admission"];
+    out << "  VM               " << str(a["kind"]) << " " << str(a["name"]) << ": admitted, "
+        << a["patch"].size() << " patch operations\n";
+    for (const auto& op : a["patch"]) out << "                     " << str(op).substr(0, 150) << "\n";
+  }
+  if (report_.contains("placement")) {
+    const auto& p = report_["placement"];
+    out << "  node             " << p["devices"] << " x " << str(p["resource"]) << "; this TD holds "
+        << str(p["this_td"][0]) << ", mounts " << (p["mounts"].empty() ? "-" : str(p["mounts"][0])) << "\n"
+        << "                   " << str(p["td_n_plus_1"]) << "\n";
+  }
+  if (report_.contains("domain")) {
+    const auto& d = report_["domain"];
+    out << "  domain           " << str(d["xml"]) << " ("
+        << (d["schema"].value("checked", false)
+                ? (d["schema"].value("valid", false) ? "valid against libvirt's schema" : "INVALID")
+                : str(d["schema"]["message"]))
+        << ")\n";
+  }
+  if (report_.contains("attest")) {
+    const auto& a = report_["attest"];
+    out << "  MRTD             " << str(a["mrtd"]) << "\n"
+        << "  MRCONFIGID       " << str(a["mrconfigid"]) << "\n"
+        << "  TCB status       " << str(a["tcb_status"]) << "\n"
+        << "  debuggable       " << str(a["is_debuggable"]) << "\n"
+        << "  token            " << str(a["token_alg"]) << ", issuer \"" << str(a["issuer"])
+        << "\", policies matched:";
+    for (const auto& p : a["policy_ids_matched"]) out << " " << (p.is_object() ? str(p.value("id", Json())) : str(p));
+    out << "\n";
+  }
+  if (report_.contains("refused"))
+    for (const auto& r : report_["refused"])
+      out << "  refused          " << str(r["case"]) << " (" << str(r["refused_by"]) << "): "
+          << str(r["reason"]).substr(0, 160) << "\n";
+  out << "  artefacts        " << dir_.string()
+      << " (domain.xml, quote.bin, token.jwt, report.json, logs/)\n";
+}
+
+}  // namespace
+
+int Run(const Options& options, std::ostream& out, std::ostream& progress) {
+  g_interrupted.store(false);
+  Quickstart q(options, progress);
+  return q.Run(out);
+}
+
+}  // namespace tdxvirt::quickstart

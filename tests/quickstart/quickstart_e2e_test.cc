@@ -1,0 +1,181 @@
+// The quickstart end to end: the tdxvirt binary runs every component on loopback; this test checks
+// what a newcomer is promised (a verified token, a refused debug/misconfigured/tampered TD, the
+// (N+1)th TD without a key) and then re-checks the artefacts independently of the run.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/file.h"
+#include "service/jose.h"
+#include "test_util.h"
+
+namespace tdxvirt {
+namespace {
+
+using testing::RunTdxvirt;
+using testing::TempDir;
+using testing::TestdataPath;
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string SchemaDir() { return TestdataPath("libvirt-schemas"); }
+
+class QuickstartE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    result_ = new testing::CommandResult(RunTdxvirt(
+        "quickstart --json --keys 3 --dir " + dir_->File("run") + " --schema-dir " + SchemaDir()));
+    report_ = new nlohmann::json(nlohmann::json::parse(result_->out, nullptr, false));
+  }
+  static void TearDownTestSuite() {
+    delete report_;
+    delete result_;
+    delete dir_;
+  }
+  static std::string Run(const std::string& f) { return dir_->File("run/" + f); }
+
+  static TempDir* dir_;
+  static testing::CommandResult* result_;
+  static nlohmann::json* report_;
+};
+TempDir* QuickstartE2E::dir_ = nullptr;
+testing::CommandResult* QuickstartE2E::result_ = nullptr;
+nlohmann::json* QuickstartE2E::report_ = nullptr;
+
+TEST_F(QuickstartE2E, EveryStepPasses) {
+  ASSERT_EQ(result_->exit_code, 0) << result_->err << result_->out;
+  ASSERT_FALSE(report_->is_discarded()) << result_->out;
+  EXPECT_EQ((*report_)["ok"], true);
+  std::vector<std::string> names;
+  for (const auto& s : (*report_)["steps"]) {
+    names.push_back(s["name"]);
+    EXPECT_EQ(s["ok"], true) << s.dump();
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"platform", "admission", "placement", "domain", "attest", "refuse"}));
+  // One progress line per step on stderr.
+  for (int i = 1; i <= 6; ++i)
+    EXPECT_NE(result_->err.find("[" + std::to_string(i) + "/6]"), std::string::npos) << result_->err;
+}
+
+TEST_F(QuickstartE2E, AdmissionPatchRequestsAKeyAndSelectsTdxNodes) {
+  ASSERT_EQ(result_->exit_code, 0);
+  std::string patch = (*report_)["admission"]["patch"].dump();
+  EXPECT_NE(patch.find("tdxvirt.io/tdx-key"), std::string::npos) << patch;
+  EXPECT_NE(patch.find("/spec/template/spec/nodeSelector"), std::string::npos) << patch;
+  EXPECT_NE(patch.find("hooks.kubevirt.io~1hookSidecars"), std::string::npos) << patch;
+}
+
+TEST_F(QuickstartE2E, TheNPlusFirstTdFindsNoKey) {
+  ASSERT_EQ(result_->exit_code, 0);
+  const auto& p = (*report_)["placement"];
+  EXPECT_EQ(p["devices"], 3);
+  EXPECT_NE(p["td_n_plus_1"].get<std::string>().find("TD #4 stays Pending"), std::string::npos);
+  EXPECT_NE(p["td_n_plus_1"].get<std::string>().find("insufficient tdxvirt.io/tdx-key"), std::string::npos);
+  // The allocation mounts the QGS socket directory into the launcher pod.
+  EXPECT_NE(p["mounts"].dump().find("/var/run/tdx-qgs"), std::string::npos) << p.dump();
+}
+
+TEST_F(QuickstartE2E, DomainIsATdValidAgainstLibvirtSchema) {
+  ASSERT_EQ(result_->exit_code, 0);
+  std::string xml = Slurp(Run("domain.xml"));
+  EXPECT_NE(xml.find("<launchSecurity type=\"tdx\">"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<quoteGenerationService path=\"/var/run/tdx-qgs/qgs.socket\""), std::string::npos);
+  const auto& schema = (*report_)["domain"]["schema"];
+  if (schema["checked"] == true) {
+    EXPECT_EQ(schema["valid"], true) << schema.dump();
+  }
+}
+
+TEST_F(QuickstartE2E, TokenCarriesTheOwnersValuesAndVerifiesIndependently) {
+  ASSERT_EQ(result_->exit_code, 0);
+  const auto& a = (*report_)["attest"];
+  EXPECT_EQ(a["tcb_status"], "UpToDate");
+  EXPECT_EQ(a["is_debuggable"], false);
+  // MRCONFIGID of examples/vm-tdx.yaml; MRTD of the firmware the run measured.
+  auto mrtd = RunTdxvirt("sim mrtd " + Run("node/host/usr/share/edk2/ovmf/OVMF.inteltdx.fd"));
+  ASSERT_EQ(mrtd.exit_code, 0) << mrtd.err;
+  EXPECT_EQ(nlohmann::json::parse(mrtd.out)["mr_td"], a["mrtd"]);
+
+  // The relying party's check, redone here from the files the run left.
+  std::string token = Slurp(Run("token.jwt"));
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  service::VerifyTokenOptions vo;
+  vo.issuer = a["issuer"];
+  vo.now = std::time(nullptr);
+  vo.expected_claims["tdx_mrtd"] = a["mrtd"];
+  vo.expected_claims["tdx_mrconfigid"] = a["mrconfigid"];
+  auto v = service::VerifyToken(token, Slurp(Run("jwks.json")), vo);
+  ASSERT_TRUE(v.ok()) << v.error();
+  // One changed claim byte breaks the signature.
+  std::string tampered = token;
+  tampered[tampered.find('.') + 5] ^= 0x01;
+  EXPECT_FALSE(service::VerifyToken(tampered, Slurp(Run("jwks.json")), vo).ok());
+
+  // The quote verifies under the simulator's root, and not under Intel's.
+  auto ok = RunTdxvirt("quote verify --compact --quote " + Run("quote.bin") + " --collateral " +
+                       Run("sim/collateral.json") + " --root " + Run("sim/root_ca.pem"));
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  auto intel = RunTdxvirt("quote verify --compact --quote " + Run("quote.bin") + " --collateral " +
+                          Run("sim/collateral.json"));
+  EXPECT_EQ(intel.exit_code, 1) << intel.out;
+}
+
+TEST_F(QuickstartE2E, DebugWrongMrConfigIdAndTamperedQuoteAreRefusedWithTheirReason) {
+  ASSERT_EQ(result_->exit_code, 0);
+  std::map<std::string, std::string> reasons;
+  for (const auto& r : (*report_)["refused"]) reasons[r["case"]] = r["reason"];
+  ASSERT_EQ(reasons.size(), 4u) << (*report_)["refused"].dump();
+  EXPECT_NE(reasons["debug TD requested in the VM"].find("debug"), std::string::npos);
+  EXPECT_NE(reasons["debug TD booted anyway"].find("HTTP 403"), std::string::npos);
+  EXPECT_NE(reasons["debug TD booted anyway"].find("td_attributes"), std::string::npos);
+  EXPECT_NE(reasons["wrong MRCONFIGID"].find("mrconfigid"), std::string::npos);
+  EXPECT_NE(reasons["tampered quote"].find("quote_signature"), std::string::npos);
+}
+
+TEST_F(QuickstartE2E, SecretsAre0600AndEveryServerStopped) {
+  ASSERT_EQ(result_->exit_code, 0);
+  for (const char* f : {"service/signing-key.pem", "service/tls-key.pem", "service/api-key", "td-key.pem"}) {
+    struct stat st {};
+    ASSERT_EQ(stat(Run(f).c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
+  // Sockets are removed when their servers stop.
+  namespace fs = std::filesystem;
+  EXPECT_FALSE(fs::exists(Run("node/host/var/run/tdx-qgs/qgs.socket")));
+  for (const auto& e : fs::directory_iterator(Run("node/device-plugins")))
+    ADD_FAILURE() << "left behind: " << e.path();
+  // Nothing secret in the logs.
+  std::string api_key = Slurp(Run("service/api-key"));
+  api_key.pop_back();
+  for (const auto& e : fs::directory_iterator(Run("logs")))
+    EXPECT_EQ(Slurp(e.path().string()).find(api_key), std::string::npos) << e.path();
+}
+
+TEST(QuickstartErrors, AVmWithoutTdxFailsStepOneAndSaysWhy) {
+  TempDir dir;
+  auto r = RunTdxvirt("quickstart --dir " + dir.File("run") + " --manifest " +
+                      TestdataPath("kubevirt/examples/vm-cirros.yaml"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("quickstart: step 1 (platform) failed:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("does not ask for TDX"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.File("run/node/host/var/run/tdx-qgs/qgs.socket")));
+}
+
+TEST(QuickstartErrors, BadOptionsAreUsageErrors) {
+  EXPECT_EQ(RunTdxvirt("quickstart --keys 0").exit_code, 2);
+  EXPECT_EQ(RunTdxvirt("quickstart --manifest /nonexistent.yaml --dir /tmp/tdxvirt-qs-missing").exit_code, 1);
+}
+
+}  // namespace
+}  // namespace tdxvirt
