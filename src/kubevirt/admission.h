@@ -1,0 +1,40 @@
+// Admission for VirtualMachine and VirtualMachineInstance objects that ask for TDX: validation
+// (each denial names the field and the fix) and mutation (a JSON Patch), as pure functions over
+// the object, and the AdmissionReview v1 envelope around them.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kubevirt/document.h"
+#include "kubevirt/settings.h"
+#include "kubevirt/tdx_spec.h"
+
+namespace tdxvirt::kubevirt {
+
+enum class ReviewKind { kValidate, kMutate, kBoth };
+Result<ReviewKind> ParseReviewKind(std::string_view text);  // validate | mutate | both
+
+struct ReviewResult {
+  bool allowed = true;
+  bool is_tdx = false;                // the object asks for TDX
+  std::vector<std::string> denials;   // "FIELD: what is wrong; how to fix it"
+  std::vector<std::string> warnings;
+  Json patch = Json::array();         // RFC 6902 JSON Patch (mutate, both)
+  Json mutated;                       // the object after the patch
+  Json response;                      // the AdmissionReview v1 response
+  TdxSettings tdx;                    // the effective settings (when is_tdx)
+};
+
+// Validates and/or mutates one VirtualMachine or VirtualMachineInstance object. Other kinds are
+// allowed unchanged with a warning. In kBoth the object is mutated first and the result validated,
+// as the API server orders webhooks.
+ReviewResult ReviewObject(const Json& object, const ClusterSettings& settings, ReviewKind kind,
+                          const std::string& uid = "");
+
+// `text` is a manifest (YAML/JSON) or an AdmissionReview v1 request. Errors only for input that
+// does not parse; a denial is a result.
+Result<ReviewResult> Review(std::string_view text, const ClusterSettings& settings, ReviewKind kind);
+
+}  // namespace tdxvirt::kubevirt

@@ -1,0 +1,244 @@
+#include "kubevirt/document.h"
+
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <regex>
+
+namespace tdxvirt::kubevirt {
+
+namespace {
+
+// yaml-cpp recurses per nesting level while parsing, so nesting is bounded before it sees the
+// text: flow brackets, and block nesting (indentation plus compact "- - -" markers).
+Status CheckNesting(std::string_view text, std::string_view what) {
+  int flow = 0;
+  bool in_single = false, in_double = false, comment = false;
+  size_t line_start = 0;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    char c = i < text.size() ? text[i] : '\n';
+    if (c == '\n') {
+      std::string_view line = text.substr(line_start, i - line_start);
+      size_t indent = line.find_first_not_of(' ');
+      if (indent != std::string_view::npos) {
+        size_t depth = indent;
+        size_t p = indent;
+        while (p + 1 < line.size() && (line[p] == '-' || line[p] == '?') && line[p + 1] == ' ') {
+          depth += 2;
+          p += 2;
+          while (p < line.size() && line[p] == ' ') ++p;
+        }
+        if (depth > 2 * size_t(kMaxDocumentDepth) * 4)
+          return Error{std::string(what) + ": nesting deeper than the limit at byte " +
+                       std::to_string(line_start) + "; flatten the document"};
+      }
+      line_start = i + 1;
+      comment = false;
+      in_single = in_double = false;
+      continue;
+    }
+    if (comment) continue;
+    if (in_double) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_double = false;
+      continue;
+    }
+    if (in_single) {
+      if (c == '\'') in_single = false;
+      continue;
+    }
+    if (c == '#') comment = true;
+    else if (c == '"') in_double = true;
+    else if (c == '\'') in_single = true;
+    else if (c == '[' || c == '{') {
+      if (++flow > kMaxDocumentDepth)
+        return Error{std::string(what) + ": nesting deeper than " +
+                     std::to_string(kMaxDocumentDepth) + " levels at byte " + std::to_string(i)};
+    } else if (c == ']' || c == '}') {
+      if (flow > 0) --flow;
+    }
+  }
+  return OkStatus();
+}
+
+Json ResolvePlainScalar(const std::string& s) {
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (s.size() <= 40 && std::regex_match(s, kInt)) {
+    try {
+      size_t used = 0;
+      long long v = std::stoll(s, &used, 10);
+      if (used == s.size()) return v;
+    } catch (const std::exception&) {
+    }
+    return s;
+  }
+  if (s.size() <= 64 && std::regex_match(s, kFloat)) {
+    try {
+      double d = std::stod(s);
+      if (std::isfinite(d)) return d;
+    } catch (const std::exception&) {
+    }
+  }
+  return s;
+}
+
+struct Converter {
+  std::string what;
+  size_t nodes = 0;
+
+  Result<Json> Convert(const YAML::Node& n, int depth) {
+    if (++nodes > kMaxDocumentNodes)
+      return Error{what + ": more than " + std::to_string(kMaxDocumentNodes) +
+                   " nodes (YAML aliases expand); give a smaller document"};
+    if (depth > kMaxDocumentDepth)
+      return Error{what + ": nesting deeper than " + std::to_string(kMaxDocumentDepth) + " levels"};
+    switch (n.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        return Json(nullptr);
+      case YAML::NodeType::Scalar: {
+        const std::string& tag = n.Tag();
+        const std::string& s = n.Scalar();
+        if (tag == "!" || tag == "tag:yaml.org,2002:str") return Json(s);
+        return ResolvePlainScalar(s);
+      }
+      case YAML::NodeType::Sequence: {
+        Json out = Json::array();
+        for (const auto& item : n) {
+          auto v = Convert(item, depth + 1);
+          if (!v.ok()) return v;
+          out.push_back(std::move(*v));
+        }
+        return out;
+      }
+      case YAML::NodeType::Map: {
+        Json out = Json::object();
+        for (const auto& kv : n) {
+          if (!kv.first.IsScalar())
+            return Error{what + ": a mapping key at line " + std::to_string(kv.first.Mark().line + 1) +
+                         " is not a plain string"};
+          std::string key = kv.first.Scalar();
+          if (out.contains(key))
+            return Error{what + ": duplicate key \"" + key + "\" at line " +
+                         std::to_string(kv.first.Mark().line + 1)};
+          auto v = Convert(kv.second, depth + 1);
+          if (!v.ok()) return v;
+          out[key] = std::move(*v);
+        }
+        return out;
+      }
+    }
+    return Json(nullptr);
+  }
+};
+
+int JsonDepth(const Json& j, int depth) {
+  if (depth > kMaxDocumentDepth) return depth;
+  int best = depth;
+  if (j.is_structured())
+    for (const auto& v : j) best = std::max(best, JsonDepth(v, depth + 1));
+  return best;
+}
+
+}  // namespace
+
+Result<Json> ParseDocument(std::string_view text, std::string_view what_view) {
+  std::string what(what_view);
+  if (text.size() > kMaxDocumentBytes)
+    return Error{what + ": " + std::to_string(text.size()) + " bytes, over the limit of " +
+                 std::to_string(kMaxDocumentBytes)};
+  if (text.find('\0') != std::string_view::npos)
+    return Error{what + ": contains a NUL byte; give YAML or JSON text"};
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos) return Error{what + ": empty; give a YAML or JSON document"};
+  if (auto s = CheckNesting(text, what); !s.ok()) return Error{s.error()};
+  if (text[first] == '{' || text[first] == '[') {
+    Json j = Json::parse(text.begin(), text.end(), nullptr, false);
+    if (j.is_discarded()) {
+      // Fall through to YAML only for flow-style YAML; report JSON errors precisely.
+      try {
+        Json again = Json::parse(text.begin(), text.end());
+        (void)again;
+      } catch (const Json::parse_error& e) {
+        return Error{what + ": not valid JSON: " + e.what()};
+      }
+      return Error{what + ": not valid JSON"};
+    }
+    if (JsonDepth(j, 0) > kMaxDocumentDepth)
+      return Error{what + ": nesting deeper than " + std::to_string(kMaxDocumentDepth) + " levels"};
+    return j;
+  }
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return Error{what + ": not valid YAML: line " + std::to_string(e.mark.line + 1) + ", column " +
+                 std::to_string(e.mark.column + 1) + ": " + e.msg};
+  }
+  Converter conv{what};
+  std::optional<Json> found;
+  int count = 0;
+  for (const auto& d : docs) {
+    if (d.IsNull()) continue;
+    ++count;
+    if (count > 1)
+      return Error{what + ": holds more than one YAML document; give one (split it at ---)"};
+    try {
+      auto j = conv.Convert(d, 0);
+      if (!j.ok()) return Error{j.error()};
+      found = std::move(*j);
+    } catch (const YAML::Exception& e) {
+      return Error{what + ": not valid YAML: " + e.msg};
+    }
+  }
+  if (!found) return Error{what + ": holds no YAML document"};
+  return *found;
+}
+
+std::string Base64Encode(ByteSpan data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(), int(data.size()));
+  out.resize(size_t(n));
+  return out;
+}
+
+Result<Bytes> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0)
+    return Error{"base64 length " + std::to_string(text.size()) + " is not a multiple of 4"};
+  size_t pad = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '+' || c == '/';
+    if (c == '=') {
+      if (i + 2 < text.size()) return Error{"base64 padding '=' inside the text"};
+      ++pad;
+    } else if (!alpha || pad > 0) {
+      return Error{"character " + std::to_string(i) + " is not base64"};
+    }
+  }
+  Bytes out(text.size() / 4 * 3);
+  if (text.empty()) return out;
+  int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                          int(text.size()));
+  if (n < 0) return Error{"not base64"};
+  out.resize(size_t(n) - pad);
+  return out;
+}
+
+std::string PointerToken(std::string_view key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace tdxvirt::kubevirt

@@ -1,0 +1,36 @@
+// Outside text (YAML or JSON: manifests, AdmissionReviews, settings) to one JSON value, bounded.
+// YAML goes through yaml-cpp and is resolved with the YAML 1.2 core schema (what kubectl users
+// expect: `true`, `1`, `null` are typed; quoted scalars stay strings).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "common/bytes.h"
+#include "common/result.h"
+
+namespace tdxvirt::kubevirt {
+
+using Json = nlohmann::json;
+
+// Bounds for every document read from outside: size, nesting depth, and total nodes (YAML
+// aliases can otherwise expand exponentially: the "billion laughs" document).
+inline constexpr size_t kMaxDocumentBytes = 4 << 20;
+inline constexpr int kMaxDocumentDepth = 64;
+inline constexpr size_t kMaxDocumentNodes = 200000;
+
+// Parses one document: JSON when the first non-blank character is '{' or '[', YAML otherwise.
+// A YAML stream must hold exactly one non-empty document (`---` separators are fine).
+// `what` names the input in errors ("manifest", "settings").
+Result<Json> ParseDocument(std::string_view text, std::string_view what);
+
+// Standard base64 with padding (RFC 4648 section 4).
+std::string Base64Encode(ByteSpan data);
+// Strict: only the standard alphabet, length a multiple of 4, correct padding.
+Result<Bytes> Base64Decode(std::string_view text);
+
+// "a/b~c" -> "a~1b~0c": a key as one JSON Pointer token (RFC 6901).
+std::string PointerToken(std::string_view key);
+
+}  // namespace tdxvirt::kubevirt

@@ -1,0 +1,437 @@
+// Admission: TDX settings extraction, every validation rule (exact messages), the mutation patch,
+// the AdmissionReview envelope, the settings file, and `tdxvirt admission review`.
+#include <gtest/gtest.h>
+
+#include "kubevirt/admission.h"
+#include "kv_test_util.h"
+
+namespace tdxvirt::kubevirt {
+namespace {
+
+using testing::GateOn;
+
+Json BaseVmi() {
+  return Json::parse(R"({
+    "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+    "metadata": {"name": "td", "namespace": "ns"},
+    "spec": {"domain": {"launchSecurity": {"tdx": {}},
+                        "firmware": {"bootloader": {"efi": {"secureBoot": false}}},
+                        "memory": {"guest": "1Gi"},
+                        "devices": {"disks": [{"name": "root", "disk": {"bus": "virtio"}}],
+                                    "interfaces": [{"name": "default", "masquerade": {}}]}},
+             "networks": [{"name": "default", "pod": {}}],
+             "volumes": [{"name": "root", "containerDisk": {"image": "x"}}]}})");
+}
+
+ReviewResult Validate(const Json& obj, ClusterSettings s = GateOn()) {
+  return ReviewObject(obj, s, ReviewKind::kValidate);
+}
+
+// Each rule: one change to a valid VMI and the exact denial it must produce.
+struct Rule {
+  const char* name;
+  std::function<void(Json&)> change;
+  std::string denial;
+};
+
+TEST(AdmissionRules, BaseVmiIsAllowed) {
+  ReviewResult r = Validate(BaseVmi());
+  EXPECT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
+  EXPECT_TRUE(r.is_tdx);
+}
+
+TEST(AdmissionRules, EachRuleHasItsOwnMessage) {
+  const std::vector<Rule> rules = {
+      {"smm", [](Json& j) { j["spec"]["domain"]["features"]["smm"] = Json::object(); },
+       "spec.domain.features.smm: TDX does not work along with SMM (QEMU: \"TDX VM doesn't "
+       "support SMM\"); remove features.smm or set enabled: false"},
+      {"bios", [](Json& j) { j["spec"]["domain"]["firmware"]["bootloader"] = {{"bios", Json::object()}}; },
+       "spec.domain.firmware.bootloader.bios: TDX requires OVMF (UEFI): TDVF is the only TD "
+       "firmware; replace bios with efi: {secureBoot: false}"},
+      {"no-bootloader", [](Json& j) { j["spec"]["domain"].erase("firmware"); },
+       "spec.domain.firmware.bootloader: TDX requires OVMF (UEFI); set bootloader: {efi: "
+       "{secureBoot: false}} (the tdxvirt mutating webhook adds it)"},
+      {"persistent-efi",
+       [](Json& j) { j["spec"]["domain"]["firmware"]["bootloader"]["efi"]["persistent"] = true; },
+       "spec.domain.firmware.bootloader.efi.persistent: TDX does not work along with persistent "
+       "EFI variables: TDVF is stateless (no NVRAM); remove persistent or set it to false"},
+      {"bootable-nic",
+       [](Json& j) { j["spec"]["domain"]["devices"]["interfaces"][0]["bootOrder"] = 1; },
+       "spec.domain.devices.interfaces[0].bootOrder: TDX does not work with bootable NICs: "
+       "default (TDVF has no network boot); remove bootOrder"},
+      {"sev-too", [](Json& j) { j["spec"]["domain"]["launchSecurity"]["sev"] = Json::object(); },
+       "spec.domain.launchSecurity.sev: one and only one launchSecurity type can be set; remove "
+       "sev to run as a TDX trust domain"},
+      {"arch", [](Json& j) { j["spec"]["architecture"] = "arm64"; },
+       "spec.architecture: TDX needs an amd64 (x86_64) Intel host, not arm64; remove "
+       "architecture or set amd64"},
+      {"arch-selector", [](Json& j) { j["spec"]["nodeSelector"]["kubernetes.io/arch"] = "s390x"; },
+       "spec.nodeSelector[kubernetes.io/arch]: TDX needs amd64 nodes, not s390x; select amd64 or "
+       "remove it"},
+      {"named-cpu", [](Json& j) { j["spec"]["domain"]["cpu"]["model"] = "Skylake-Server"; },
+       "spec.domain.cpu.model: QEMU refuses named CPU models for TDs (\"Named cpu model is not "
+       "supported for TDX yet!\"), and Skylake-Server is one; set model: host-passthrough or "
+       "remove it"},
+      {"machine", [](Json& j) { j["spec"]["domain"]["machine"]["type"] = "pc-i440fx-rhel7.6.0"; },
+       "spec.domain.machine.type: TDX trust domains need the q35 machine, not "
+       "pc-i440fx-rhel7.6.0; remove machine.type or use q35"},
+      {"two-keys",
+       [](Json& j) { j["spec"]["domain"]["resources"]["requests"]["tdxvirt.io/tdx-key"] = "2"; },
+       "spec.domain.resources.requests[tdxvirt.io/tdx-key]: a trust domain uses exactly one TDX "
+       "key; set it to \"1\" or remove it (the webhook adds it)"},
+      {"live-migrate", [](Json& j) { j["spec"]["evictionStrategy"] = "LiveMigrate"; },
+       "spec.evictionStrategy: TDX trust domains cannot be live-migrated (KubeVirt marks them "
+       "TDXNotLiveMigratable), so LiveMigrate would block node drains; use None or "
+       "LiveMigrateIfPossible"},
+      {"qgs-syntax",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "qgs.example"; },
+       "spec.domain.launchSecurity.tdx.QGS: \"qgs.example\" is not a QEMU socket address; use "
+       "unix:/var/run/tdx-qgs/qgs.socket, vsock:2:4050 or HOST:PORT"},
+      {"qgs-relative-unix",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "unix:qgs.sock"; },
+       "spec.domain.launchSecurity.tdx.QGS: unix socket path \"qgs.sock\" is not absolute; use "
+       "unix:/ABSOLUTE/PATH"},
+      {"qgs-port",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "qgs.local:70000"; },
+       "spec.domain.launchSecurity.tdx.QGS: port \"70000\" is not in 1..65535"},
+      {"qgs-vsock-syntax",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "vsock:host:4050"; },
+       "spec.domain.launchSecurity.tdx.QGS: \"vsock:host:4050\" is not vsock:CID:PORT with "
+       "decimal numbers"},
+      {"qgs-vsock-without-device",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "vsock:2:4050"; },
+       "spec.domain.devices.autoattachVSOCK: QGS vsock:2:4050 is a vsock address (vsock-mode "
+       "attestation) but the VM has no vsock device; set autoattachVSOCK: true (KubeVirt feature "
+       "gate VSOCK)"},
+      {"mrconfigid-short-hex",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = "abcd"; },
+       "spec.domain.launchSecurity.tdx.MRCONFIGID: has 4 hex digits; a SHA-384 value is 96 hex "
+       "digits or 64 base64 characters"},
+      {"mrconfigid-sha256-base64",
+       [](Json& j) {
+         j["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] =
+             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+       },
+       "spec.domain.launchSecurity.tdx.MRCONFIGID: decodes to 32 bytes; a SHA-384 value is 48 "
+       "bytes (96 hex digits or 64 base64 characters)"},
+      {"mrconfigid-garbage",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = "not base64!"; },
+       "spec.domain.launchSecurity.tdx.MRCONFIGID: is neither 96 hex digits nor base64 (base64 "
+       "length 11 is not a multiple of 4); give the SHA-384 value as 96 hex digits or base64 of "
+       "48 bytes"},
+      {"debug-policy",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["policy"] = "0x10000001"; },
+       "spec.domain.launchSecurity.tdx.policy: debug bit 0 is set: a debug TD lets the host read "
+       "and write its memory, and QEMU refuses it; clear bit 0 (use 0x10000000)"},
+      {"reserved-policy",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["policy"] = "0x10000100"; },
+       "spec.domain.launchSecurity.tdx.policy: sets TD attribute bits QEMU does not support "
+       "(0x100); allowed: bit 28 SEPT_VE_DISABLE, 30 PKS, 63 PERFMON"},
+      {"policy-syntax",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["policy"] = "debug"; },
+       "spec.domain.launchSecurity.tdx.policy: \"debug\" is not hex such as 0x10000000"},
+      {"unknown-field",
+       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["mrConfigId"] = "x"; },
+       "spec.domain.launchSecurity.tdx.mrConfigId: unknown TDX field; did you mean MRCONFIGID?"},
+      {"unknown-annotation",
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qsg"] = "x"; },
+       "metadata.annotations[tdx.tdxvirt.io/qsg]: unknown TDX annotation; known: enabled, qgs, "
+       "mrconfigid, mrowner, mrownerconfig, policy (prefix tdx.tdxvirt.io/)"},
+      {"annotation-qgs-bad",
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "vsock:1"; },
+       "metadata.annotations[tdx.tdxvirt.io/qgs]: \"vsock:1\" is not vsock:CID:PORT with decimal "
+       "numbers"},
+      {"bad-sidecars-annotation",
+       [](Json& j) { j["metadata"]["annotations"]["hooks.kubevirt.io/hookSidecars"] = "[{"; },
+       "metadata.annotations[hooks.kubevirt.io/hookSidecars]: is not a JSON array of sidecars; "
+       "fix its JSON"},
+  };
+  for (const Rule& rule : rules) {
+    Json vmi = BaseVmi();
+    rule.change(vmi);
+    ReviewResult r = Validate(vmi);
+    EXPECT_FALSE(r.allowed) << rule.name;
+    ASSERT_EQ(r.denials.size(), 1u) << rule.name << ": " << ::testing::PrintToString(r.denials);
+    EXPECT_EQ(r.denials[0], rule.denial) << rule.name;
+    EXPECT_EQ(r.response["response"]["status"]["message"], rule.denial) << rule.name;
+    EXPECT_EQ(r.response["response"]["status"]["code"], 403) << rule.name;
+  }
+}
+
+TEST(AdmissionRules, FeatureGateOffDenies) {
+  ReviewResult r = Validate(BaseVmi(), ClusterSettings{});
+  ASSERT_EQ(r.denials.size(), 1u);
+  EXPECT_EQ(r.denials[0],
+            "spec.domain.launchSecurity.tdx: the TDX feature gate is off in the tdxvirt cluster "
+            "settings; an administrator must set featureGate: true (and KubeVirt's "
+            "WorkloadEncryptionTDX) before TDX VMs are admitted");
+}
+
+TEST(AdmissionRules, SecureBootNeedsASecureBootTdvf) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"]["firmware"]["bootloader"]["efi"] = Json::object();  // default: on
+  EXPECT_TRUE(Validate(vmi).allowed);
+  ClusterSettings s = GateOn();
+  s.tdvf_secure_boot = "";
+  ReviewResult r = Validate(vmi, s);
+  ASSERT_EQ(r.denials.size(), 1u);
+  EXPECT_EQ(r.denials[0],
+            "spec.domain.firmware.bootloader.efi.secureBoot: Secure Boot is on (KubeVirt's "
+            "default) but this cluster has no Secure Boot TDVF (tdvf.secureBoot); set "
+            "secureBoot: false");
+}
+
+TEST(AdmissionRules, VmPathsNameTheTemplate) {
+  Json vm = {{"apiVersion", "kubevirt.io/v1"},
+             {"kind", "VirtualMachine"},
+             {"metadata", {{"name", "vm"}}},
+             {"spec", {{"template", {{"spec", BaseVmi()["spec"]}}}}}};
+  vm["spec"]["template"]["spec"]["domain"]["features"]["smm"] = {{"enabled", true}};
+  ReviewResult r = Validate(vm);
+  ASSERT_EQ(r.denials.size(), 1u);
+  EXPECT_TRUE(r.denials[0].starts_with("spec.template.spec.domain.features.smm: ")) << r.denials[0];
+}
+
+TEST(AdmissionRules, SeveralProblemsAreAllReported) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"]["features"]["smm"] = Json::object();
+  vmi["spec"]["domain"]["cpu"]["model"] = "host-model";
+  vmi["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = "00";
+  EXPECT_EQ(Validate(vmi).denials.size(), 3u);
+}
+
+TEST(TdxSettings, MeasurementHexAndBase64AreTheSame) {
+  auto hex = ParseMeasurement(std::string(96, 'a'));
+  ASSERT_TRUE(hex.ok()) << hex.error();
+  auto b64 = ParseMeasurement(Base64Encode(*hex));
+  ASSERT_TRUE(b64.ok()) << b64.error();
+  EXPECT_EQ(*hex, *b64);
+  EXPECT_FALSE(ParseMeasurement(std::string(95, 'a')).ok());
+  EXPECT_FALSE(ParseMeasurement("").ok());
+}
+
+TEST(TdxSettings, QgsForms) {
+  auto u = ParseQgs("unix:/var/run/tdx-qgs/qgs.socket");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->kind, QgsAddress::Kind::kUnix);
+  auto v = ParseQgs("vsock:2:4050");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->cid, 2u);
+  EXPECT_EQ(v->port, 4050u);
+  auto t = ParseQgs("[::1]:4050");
+  ASSERT_TRUE(t.ok()) << t.error();
+  EXPECT_EQ(t->kind, QgsAddress::Kind::kTcp);
+  EXPECT_FALSE(ParseQgs("::1:4050").ok());
+  EXPECT_FALSE(ParseQgs("vsock:0:1").ok());
+  EXPECT_FALSE(ParseQgs("unix:/a/../b").ok());
+  EXPECT_FALSE(ParseQgs("").ok());
+}
+
+TEST(TdxSettings, SpecFieldWinsOverAnnotationWithAWarning) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "unix:/run/a.sock";
+  vmi["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "unix:/run/b.sock";
+  ReviewResult r = ReviewObject(vmi, GateOn(), ReviewKind::kBoth);
+  ASSERT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
+  ASSERT_TRUE(r.tdx.qgs.has_value());
+  EXPECT_EQ(r.tdx.qgs->path, "/run/a.sock");
+  ASSERT_EQ(r.warnings.size(), 1u);
+  EXPECT_EQ(r.warnings[0], "spec.domain.launchSecurity.tdx.QGS: differs from annotation "
+                           "tdx.tdxvirt.io/qgs; the spec field wins");
+  // The patch carries the winner where the launcher sees it.
+  EXPECT_EQ(r.mutated["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"], "unix:/run/a.sock");
+  EXPECT_EQ(r.mutated["metadata"]["annotations"]["kubevirt.io/qgs-socket-path"], "/run/a.sock");
+}
+
+TEST(TdxSettings, AnnotationsAloneAskForTdx) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"].erase("launchSecurity");
+  ReviewResult plain = Validate(vmi);
+  EXPECT_FALSE(plain.is_tdx);
+  vmi["metadata"]["annotations"] = {{"tdx.tdxvirt.io/enabled", "true"},
+                                    {"tdx.tdxvirt.io/mrconfigid", std::string(96, '1')}};
+  ReviewResult r = Validate(vmi);
+  EXPECT_TRUE(r.is_tdx);
+  EXPECT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
+  ASSERT_TRUE(r.tdx.mr_config_id.has_value());
+  EXPECT_EQ((*r.tdx.mr_config_id)[0], 0x11);
+}
+
+TEST(TdxSettings, TdxAnnotationOnANonTdxVmIsDenied) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"].erase("launchSecurity");
+  vmi["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "vsock:2:4050";
+  ReviewResult r = Validate(vmi);
+  ASSERT_EQ(r.denials.size(), 1u);
+  EXPECT_EQ(r.denials[0],
+            "metadata.annotations[tdx.tdxvirt.io/qgs]: TDX settings given but the VM does not ask "
+            "for TDX; add spec.domain.launchSecurity.tdx: {} (or annotation "
+            "tdx.tdxvirt.io/enabled: \"true\")");
+}
+
+TEST(Mutation, PatchCompletesATdxVm) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"].erase("firmware");
+  vmi["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = std::string(96, 'f');
+  ReviewResult r = ReviewObject(vmi, GateOn(), ReviewKind::kBoth, "uid-1");
+  ASSERT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
+  // Applying the patch to the original gives the mutated object.
+  EXPECT_EQ(vmi.patch(r.patch), r.mutated);
+  const Json& spec = r.mutated["spec"];
+  EXPECT_EQ(spec["domain"]["resources"]["requests"]["tdxvirt.io/tdx-key"], "1");
+  EXPECT_EQ(spec["domain"]["resources"]["limits"]["tdxvirt.io/tdx-key"], "1");
+  EXPECT_EQ(spec["nodeSelector"]["tdxvirt.io/tdx"], "true");
+  EXPECT_EQ(spec["domain"]["cpu"]["model"], "host-passthrough");
+  EXPECT_EQ(spec["domain"]["firmware"]["bootloader"], Json::parse(R"({"efi":{"secureBoot":false}})"));
+  EXPECT_EQ(spec["evictionStrategy"], "None");
+  const Json& ann = r.mutated["metadata"]["annotations"];
+  EXPECT_EQ(ann["tdx.tdxvirt.io/qgs"], "unix:/var/run/tdx-qgs/qgs.socket");
+  EXPECT_EQ(ann["kubevirt.io/qgs-socket-path"], "/var/run/tdx-qgs/qgs.socket");
+  EXPECT_EQ(ann["tdx.tdxvirt.io/mrconfigid"], std::string(64, '/'));  // base64 of 48 x 0xff
+  EXPECT_EQ(ann["tdx.tdxvirt.io/policy"], "0x10000000");
+  Json sidecars = Json::parse(ann["hooks.kubevirt.io/hookSidecars"].get<std::string>());
+  ASSERT_EQ(sidecars.size(), 1u);
+  EXPECT_EQ(sidecars[0]["image"], "tdxvirt/tdxvirt:0.1.0");
+  EXPECT_EQ(sidecars[0]["args"], Json::parse(R"(["--version","v1alpha3"])"));
+  // The envelope: uid echoed, patch base64 of the JSON Patch.
+  EXPECT_EQ(r.response["apiVersion"], "admission.k8s.io/v1");
+  EXPECT_EQ(r.response["response"]["uid"], "uid-1");
+  EXPECT_EQ(r.response["response"]["patchType"], "JSONPatch");
+  auto decoded = Base64Decode(r.response["response"]["patch"].get<std::string>());
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(Json::parse(std::string(decoded->begin(), decoded->end())), r.patch);
+}
+
+TEST(Mutation, IsIdempotentAndKeepsOtherSidecars) {
+  Json vmi = BaseVmi();
+  vmi["metadata"]["annotations"]["hooks.kubevirt.io/hookSidecars"] =
+      R"([{"args":["--version","v1alpha2"],"image":"example/other:1"}])";
+  ReviewResult once = ReviewObject(vmi, GateOn(), ReviewKind::kMutate);
+  Json sidecars = Json::parse(
+      once.mutated["metadata"]["annotations"]["hooks.kubevirt.io/hookSidecars"].get<std::string>());
+  ASSERT_EQ(sidecars.size(), 2u);
+  EXPECT_EQ(sidecars[0]["image"], "example/other:1");
+  ReviewResult twice = ReviewObject(once.mutated, GateOn(), ReviewKind::kMutate);
+  EXPECT_TRUE(twice.patch.empty()) << twice.patch.dump();
+}
+
+TEST(Mutation, NonTdxObjectsAreLeftAlone) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"].erase("launchSecurity");
+  ReviewResult r = ReviewObject(vmi, GateOn(), ReviewKind::kBoth);
+  EXPECT_TRUE(r.allowed);
+  EXPECT_FALSE(r.is_tdx);
+  EXPECT_TRUE(r.patch.empty());
+  EXPECT_FALSE(r.response["response"].contains("patch"));
+}
+
+TEST(Examples, EveryVmAndVmiWithTdxIsAdmittedWithThePatchOrDeniedForItsReason) {
+  // The examples whose own settings cannot be a TD, and why.
+  const std::map<std::string, std::string> denied = {
+      {"vmi-windows.yaml",
+       "spec.domain.features.smm: TDX does not work along with SMM (QEMU: \"TDX VM doesn't "
+       "support SMM\"); remove features.smm or set enabled: false"},
+  };
+  auto examples = testing::VmAndVmiExamples();
+  ASSERT_GE(examples.size(), 25u);
+  for (const std::string& name : examples) {
+    Json m = testing::WithTdx(testing::ReadManifest("kubevirt/examples/" + name));
+    ReviewResult r = ReviewObject(m, GateOn(), ReviewKind::kBoth);
+    EXPECT_TRUE(r.is_tdx) << name;
+    auto it = denied.find(name);
+    if (it != denied.end()) {
+      EXPECT_FALSE(r.allowed) << name;
+      ASSERT_EQ(r.denials.size(), 1u) << name;
+      EXPECT_EQ(r.denials[0], it->second) << name;
+      continue;
+    }
+    EXPECT_TRUE(r.allowed) << name << ": " << ::testing::PrintToString(r.denials);
+    EXPECT_EQ(m.patch(r.patch), r.mutated) << name;
+    bool vm = m["kind"] == "VirtualMachine";
+    const Json& spec = vm ? r.mutated["spec"]["template"]["spec"] : r.mutated["spec"];
+    const Json& ann = vm ? r.mutated["spec"]["template"]["metadata"]["annotations"]
+                         : r.mutated["metadata"]["annotations"];
+    EXPECT_EQ(spec["domain"]["resources"]["requests"]["tdxvirt.io/tdx-key"], "1") << name;
+    EXPECT_EQ(spec["nodeSelector"]["tdxvirt.io/tdx"], "true") << name;
+    EXPECT_NE(ann["hooks.kubevirt.io/hookSidecars"].get<std::string>().find("tdxvirt/tdxvirt"),
+              std::string::npos)
+        << name;
+    EXPECT_EQ(ann["kubevirt.io/qgs-socket-path"], "/var/run/tdx-qgs/qgs.socket") << name;
+  }
+}
+
+TEST(Examples, WithoutTdxTheyPassUntouched) {
+  for (const std::string& name : testing::VmAndVmiExamples()) {
+    Json m = testing::ReadManifest("kubevirt/examples/" + name);
+    ReviewResult r = ReviewObject(m, GateOn(), ReviewKind::kBoth);
+    EXPECT_TRUE(r.allowed) << name;
+    EXPECT_TRUE(r.patch.empty()) << name;
+  }
+}
+
+TEST(Review, AdmissionReviewEnvelope) {
+  Json review = {{"apiVersion", "admission.k8s.io/v1"},
+                 {"kind", "AdmissionReview"},
+                 {"request", {{"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},
+                              {"operation", "CREATE"},
+                              {"object", BaseVmi()}}}};
+  auto r = Review(review.dump(), GateOn(), ReviewKind::kValidate);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_TRUE(r->allowed);
+  EXPECT_EQ(r->response["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+  review["request"]["operation"] = "DELETE";
+  review["request"]["object"] = nullptr;
+  r = Review(review.dump(), GateOn(), ReviewKind::kValidate);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->allowed);
+  review["request"].erase("uid");
+  r = Review(review.dump(), GateOn(), ReviewKind::kValidate);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), "AdmissionReview: request.uid must be a non-empty string");
+  review["apiVersion"] = "admission.k8s.io/v1beta1";
+  EXPECT_FALSE(Review(review.dump(), GateOn(), ReviewKind::kValidate).ok());
+}
+
+TEST(Review, BadInputIsAnErrorNotACrash) {
+  EXPECT_FALSE(Review("", GateOn(), ReviewKind::kBoth).ok());
+  EXPECT_FALSE(Review("{\"kind\": ", GateOn(), ReviewKind::kBoth).ok());
+  EXPECT_FALSE(Review("a: [b", GateOn(), ReviewKind::kBoth).ok());
+  EXPECT_FALSE(Review(std::string(5000, '['), GateOn(), ReviewKind::kBoth).ok());
+  EXPECT_FALSE(Review("a: 1\n---\nb: 2\n", GateOn(), ReviewKind::kBoth).ok());
+  // Alias expansion is bounded.
+  std::string laughs = "a: &a [x,x,x,x,x,x,x,x,x,x]\n";
+  for (char c = 'b'; c <= 'j'; ++c)
+    laughs += std::string(1, c) + ": &" + c + " [*" + char(c - 1) + ",*" + char(c - 1) + ",*" +
+              char(c - 1) + ",*" + char(c - 1) + ",*" + char(c - 1) + ",*" + char(c - 1) + "]\n";
+  auto r = Review(laughs, GateOn(), ReviewKind::kBoth);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("nodes"), std::string::npos) << r.error();
+}
+
+TEST(Settings, ParseFileAndConfigMap) {
+  auto a = ParseClusterSettings("featureGate: true\nnodeLabel: kubevirt.io/tdx\n"
+                                "tdvf: {plain: /fw/TDVF.fd, secureBoot: \"\"}\n");
+  ASSERT_TRUE(a.ok()) << a.error();
+  EXPECT_TRUE(a->feature_gate);
+  EXPECT_EQ(a->node_label, "kubevirt.io/tdx");
+  EXPECT_EQ(a->tdvf, "/fw/TDVF.fd");
+  EXPECT_EQ(a->tdvf_secure_boot, "");
+  EXPECT_EQ(a->key_resource, "tdxvirt.io/tdx-key");
+  auto cm = ParseClusterSettings(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tdxvirt}\n"
+      "data:\n  settings.yaml: |\n    featureGate: true\n    qgsEnforced: true\n");
+  ASSERT_TRUE(cm.ok()) << cm.error();
+  EXPECT_TRUE(cm->qgs_enforced);
+  auto flat = ParseClusterSettings("kind: ConfigMap\ndata:\n  featureGate: \"true\"\n");
+  ASSERT_TRUE(flat.ok()) << flat.error();
+  EXPECT_TRUE(flat->feature_gate);
+  auto typo = ParseClusterSettings("featureGates: true\n");
+  ASSERT_FALSE(typo.ok());
+  EXPECT_TRUE(typo.error().starts_with("settings: unknown key \"featureGates\"")) << typo.error();
+  EXPECT_FALSE(ParseClusterSettings("featureGate: yes-please\n").ok());
+  EXPECT_FALSE(ParseClusterSettings("qgsSocketPath: relative.sock\n").ok());
+  EXPECT_FALSE(ParseClusterSettings("keyResourceName: tdx\n").ok());
+}
+
+}  // namespace
+}  // namespace tdxvirt::kubevirt

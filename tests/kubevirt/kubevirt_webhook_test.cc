@@ -1,0 +1,183 @@
+// `serve webhook` over HTTPS with a real TLS client: AdmissionReview in, response out; health,
+// readiness and metrics; the CLI daemon stops cleanly on SIGTERM.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "kubevirt/admission.h"
+#include "kubevirt/webhook_server.h"
+#include "kv_test_util.h"
+
+namespace tdxvirt::kubevirt {
+namespace {
+
+// A self-signed localhost certificate made with the openssl tool.
+void MakeCert(const testing::TempDir& tmp) {
+  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+                    "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost "
+                    "-keyout " + tmp.File("tls.key") + " -out " + tmp.File("tls.crt") +
+                    " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+}
+
+Json ReviewRequest(const Json& object, const std::string& uid) {
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request", {{"uid", uid}, {"operation", "CREATE"}, {"object", object}}}};
+}
+
+struct WebhookFixture : ::testing::Test {
+  testing::TempDir tmp;
+  std::unique_ptr<WebhookServer> server;
+  int port = 0;
+
+  void SetUp() override {
+    MakeCert(tmp);
+    WebhookOptions o;
+    o.cert_file = tmp.File("tls.crt");
+    o.key_file = tmp.File("tls.key");
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.log = [](const std::string&) {};
+    server = std::make_unique<WebhookServer>(testing::GateOn(), o);
+    auto p = server->Start();
+    ASSERT_TRUE(p.ok()) << p.error();
+    port = *p;
+  }
+
+  std::unique_ptr<httplib::SSLClient> Client() {
+    auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
+    c->set_ca_cert_path(tmp.File("tls.crt").c_str());
+    c->enable_server_certificate_verification(true);
+    c->set_connection_timeout(30);
+    c->set_read_timeout(60);
+    return c;
+  }
+};
+
+TEST_F(WebhookFixture, MutateThenValidateOverHttps) {
+  Json vm = testing::WithTdx(testing::ReadManifest("kubevirt/examples/vm-cirros.yaml"));
+  auto c = Client();
+  auto res = c->Post("/mutate", ReviewRequest(vm, "u-1").dump(), "application/json");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  ASSERT_EQ(res->status, 200);
+  Json mr = Json::parse(res->body);
+  EXPECT_EQ(mr["response"]["uid"], "u-1");
+  EXPECT_TRUE(mr["response"]["allowed"].get<bool>());
+  auto patch = Base64Decode(mr["response"]["patch"].get<std::string>());
+  ASSERT_TRUE(patch.ok());
+  Json mutated = vm.patch(Json::parse(std::string(patch->begin(), patch->end())));
+  EXPECT_EQ(mutated["spec"]["template"]["spec"]["nodeSelector"]["tdxvirt.io/tdx"], "true");
+
+  auto vres = c->Post("/validate", ReviewRequest(mutated, "u-2").dump(), "application/json");
+  ASSERT_TRUE(vres);
+  Json vr = Json::parse(vres->body);
+  EXPECT_TRUE(vr["response"]["allowed"].get<bool>()) << vres->body;
+
+  mutated["spec"]["template"]["spec"]["domain"]["features"]["smm"] = Json::object();
+  auto dres = c->Post("/validate", ReviewRequest(mutated, "u-3").dump(), "application/json");
+  ASSERT_TRUE(dres);
+  Json dr = Json::parse(dres->body);
+  EXPECT_FALSE(dr["response"]["allowed"].get<bool>());
+  EXPECT_EQ(dr["response"]["status"]["code"], 403);
+  EXPECT_TRUE(dr["response"]["status"]["message"].get<std::string>().starts_with(
+      "spec.template.spec.domain.features.smm: TDX does not work along with SMM"));
+
+  auto bad = c->Post("/validate", "{not json", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+
+  auto health = c->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto ready = c->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  auto metrics = c->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("tdxvirt_webhook_reviews_total{endpoint=\"mutate\",outcome=\"patched\"} 1"),
+            std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("tdxvirt_webhook_reviews_total{endpoint=\"validate\",outcome=\"denied\"} 1"),
+            std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("tdxvirt_webhook_reviews_total{endpoint=\"validate\",outcome=\"bad_request\"} 1"),
+            std::string::npos) << metrics->body;
+}
+
+TEST_F(WebhookFixture, PlainHttpIsRefused) {
+  httplib::Client plain("127.0.0.1", port);
+  plain.set_connection_timeout(30);
+  plain.set_read_timeout(30);
+  auto res = plain.Get("/healthz");
+  EXPECT_FALSE(res && res->status == 200);
+}
+
+TEST(WebhookStart, BadKeyPairIsAClearError) {
+  testing::TempDir tmp;
+  testing::WriteFile(tmp.File("tls.crt"), "not a certificate");
+  testing::WriteFile(tmp.File("tls.key"), "not a key");
+  WebhookOptions o;
+  o.cert_file = tmp.File("tls.crt");
+  o.key_file = tmp.File("tls.key");
+  o.host = "127.0.0.1";
+  o.port = 0;
+  WebhookServer s(testing::GateOn(), o);
+  auto r = s.Start();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("not a matching PEM certificate and key"), std::string::npos) << r.error();
+  WebhookOptions missing = o;
+  missing.cert_file = tmp.File("absent.crt");
+  WebhookServer s2(testing::GateOn(), missing);
+  EXPECT_FALSE(s2.Start().ok());
+}
+
+TEST(WebhookCli, ServesAndStopsOnSigterm) {
+  testing::TempDir tmp;
+  MakeCert(tmp);
+  testing::WriteFile(tmp.File("settings.yaml"), "featureGate: true\n");
+  // Find a free port by binding port 0 in a throwaway server, then hand it to the daemon.
+  int port = 0;
+  {
+    httplib::Server probe;
+    port = probe.bind_to_any_port("127.0.0.1");
+  }
+  ASSERT_GT(port, 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string log = tmp.File("log");
+    FILE* f = freopen(log.c_str(), "w", stderr);
+    (void)f;
+    execl(TDXVIRT_BIN, "tdxvirt", "serve", "webhook", "--tls-cert", tmp.File("tls.crt").c_str(),
+          "--tls-key", tmp.File("tls.key").c_str(), "--listen",
+          ("127.0.0.1:" + std::to_string(port)).c_str(), "--settings",
+          tmp.File("settings.yaml").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  httplib::SSLClient c("127.0.0.1", port);
+  c.enable_server_certificate_verification(false);
+  c.set_connection_timeout(5);
+  bool up = false;
+  for (int i = 0; i < 300 && !up; ++i) {  // generous: a loaded 2-core machine
+    auto r = c.Get("/readyz");
+    up = r && r->status == 200;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(up);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::ifstream in(tmp.File("log"));
+  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("\"component\":\"kubevirt-webhook\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace tdxvirt::kubevirt

@@ -1,0 +1,56 @@
+// Helpers for the kubevirt tests: the shared examples with TDX added, settings with the gate on.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/bytes.h"
+#include "kubevirt/document.h"
+#include "kubevirt/settings.h"
+#include "test_util.h"
+
+namespace tdxvirt::testing {
+
+inline kubevirt::ClusterSettings GateOn() {
+  kubevirt::ClusterSettings s;
+  s.feature_gate = true;
+  return s;
+}
+
+inline std::string ReadText(const std::string& relative) {
+  Bytes b = ReadTestdata(relative);
+  return std::string(b.begin(), b.end());
+}
+
+inline kubevirt::Json ReadManifest(const std::string& relative) {
+  auto j = kubevirt::ParseDocument(ReadText(relative), relative);
+  return j.ok() ? *j : kubevirt::Json();
+}
+
+// The VM and VMI examples under kubevirt/examples (by kind, not by name).
+inline std::vector<std::string> VmAndVmiExamples() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(TestdataPath("kubevirt/examples"))) {
+    auto j = kubevirt::ParseDocument(ReadText("kubevirt/examples/" + e.path().filename().string()),
+                                     "example");
+    if (!j.ok()) continue;
+    std::string kind = j->value("kind", "");
+    if (kind == "VirtualMachine" || kind == "VirtualMachineInstance")
+      out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// What a user adds to ask for TDX: launchSecurity.tdx and UEFI without Secure Boot.
+inline kubevirt::Json WithTdx(kubevirt::Json m) {
+  kubevirt::Json& spec = m["kind"] == "VirtualMachine" ? m["spec"]["template"]["spec"] : m["spec"];
+  spec["domain"]["launchSecurity"] = {{"tdx", kubevirt::Json::object()}};
+  spec["domain"]["firmware"]["bootloader"] = {{"efi", {{"secureBoot", false}}}};
+  return m;
+}
+
+inline std::string SchemaDir() { return TestdataPath("libvirt-schemas"); }
+
+}  // namespace tdxvirt::testing
