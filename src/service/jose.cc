@@ -314,7 +314,8 @@ Result<std::string> SigningKey::Sign(const nlohmann::json& claims, JwsAlg alg,
 Result<std::pair<std::string, std::string>> CreateSigningKeyPem(const SigningKeyOptions& o) {
   int64_t nb = o.not_before ? o.not_before : int64_t(std::time(nullptr)) - 3600;
   int64_t na = nb + o.validity_days * 86400;
-  auto leaf_key = NewKey("RSA", nullptr, 3072);
+  if (o.key_bits < 2048 || o.key_bits > 8192) return Error{"key_bits: 2048..8192"};
+  auto leaf_key = NewKey("RSA", nullptr, o.key_bits);
   if (!leaf_key.ok()) return Error{leaf_key.error()};
   std::string chain;
   ossl::X509Ptr leaf;

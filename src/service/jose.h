@@ -68,6 +68,7 @@ struct SigningKeyOptions {
   std::string common_name = "tdxvirt Attestation Token Signing Certificate";
   int64_t not_before = 0;        // 0 = now - 1 h
   int64_t validity_days = 3650;
+  int key_bits = 3072;           // RSA modulus of the leaf (tests use 2048: faster to generate)
   std::string ca_cert_pem;       // optional issuing CA (chain, leaf-most first)
   std::string ca_key_pem;
   // subjectAltName of the leaf, e.g. "DNS:attestation.tdxvirt.svc,IP:127.0.0.1": set it to use the

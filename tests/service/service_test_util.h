@@ -37,7 +37,7 @@ struct Fixtures {
     other_key = dir.File("other_key.pem");
     other_chain = dir.File("other_chain.pem");
     for (auto [k, c] : {std::pair{key, chain}, std::pair{other_key, other_chain}}) {
-      Status s = CreateSigningKeyFiles(k, c);
+      Status s = CreateSigningKeyFiles(k, c, {.key_bits = 2048});
       if (!s.ok()) ADD_FAILURE() << s.error();
     }
     debug_td = dir.File("debug_td.json");

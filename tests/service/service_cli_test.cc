@@ -1,0 +1,172 @@
+// The binary: `serve attestation` in a child process on 127.0.0.1 port 0, and the in-TD steps
+// `attest create-key-pair | evidence | token | verify` against it; then SIGTERM.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "service_test_util.h"
+
+namespace tdxvirt::service {
+namespace {
+
+using namespace testing;
+using namespace std::chrono_literals;
+using tdxvirt::testing::RunTdxvirt;
+
+pid_t Spawn(const std::vector<std::string>& args, const std::string& err_path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test killed by its timeout
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open("/dev/null", O_RDONLY);
+    if (err < 0 || in < 0) _exit(126);
+    dup2(err, 2);
+    dup2(in, 0);
+    std::vector<char*> argv{const_cast<char*>(TDXVIRT_BIN)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(TDXVIRT_BIN, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+TEST(ServiceCli, InitSigningKeyWritesKey0600AndRefusesToOverwrite) {
+  TempDir d;
+  std::string args = "serve attestation --init-signing-key --signing-key " + d.File("k.pem") +
+                     " --signing-chain " + d.File("c.pem");
+  auto r = RunTdxvirt(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kid"].get<std::string>().size(), 64u);
+  struct stat st {};
+  ASSERT_EQ(stat(d.File("k.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  r = RunTdxvirt(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "refusing to overwrite")) << r.err;
+}
+
+TEST(ServiceCli, BadConfigurationNamesTheOption) {
+  TempDir d;
+  auto r = RunTdxvirt("serve attestation --plain-http --signing-key " + d.File("none.pem") +
+                      " --signing-chain " + d.File("none.pem") + " --collateral x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "--signing-key")) << r.err;
+  r = RunTdxvirt("serve attestation --signing-key " + F().key + " --signing-chain " + F().chain +
+                 " --collateral x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "--tls-cert")) << r.err;
+  WriteFile(d.File("cfg.json"), R"({"trustauthority_api_url":"http://x","surprise":1})");
+  r = RunTdxvirt("attest token -c " + d.File("cfg.json") + " --provider sim --sim-dir " + F().sim_dir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "unknown key \"surprise\"")) << r.err;
+}
+
+TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
+  TempDir d;
+  WriteFile(d.File("keys"), "# API keys\ncli-key\n");
+  std::string policies = d.File("policies");
+  ASSERT_EQ(mkdir(policies.c_str(), 0755), 0);
+  WriteFile(policies + "/any.yaml", "id: any\ntcb_status: [UpToDate]\n");
+  pid_t pid = Spawn({"serve", "attestation", "--plain-http", "--listen", "127.0.0.1:0", "--port-file",
+                     d.File("port"), "--signing-key", F().key, "--signing-chain", F().chain,
+                     "--collateral", F().sim_dir + "/collateral.json", "--root",
+                     F().sim_dir + "/root_ca.pem", "--api-key-file", d.File("keys"), "--policy-dir",
+                     policies, "--issuer", "cli-test"},
+                    d.File("serve.err"));
+  ASSERT_GT(pid, 0);
+  std::string port;
+  for (int i = 0; i < 3000 && port.empty(); ++i) {
+    std::ifstream in(d.File("port"));
+    std::getline(in, port);
+    if (port.empty()) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_FALSE(port.empty()) << "serve attestation did not start";
+  std::string url = "http://127.0.0.1:" + port;
+  WriteFile(d.File("cfg.json"), nlohmann::json({{"trustauthority_url", url},
+                                                {"trustauthority_api_url", url},
+                                                {"trustauthority_api_key", "cli-key"}}).dump());
+
+  auto r = RunTdxvirt("attest create-key-pair --pub-path " + d.File("pub.pem") + " --key-path " +
+                      d.File("priv.pem"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  struct stat st {};
+  ASSERT_EQ(stat(d.File("priv.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  std::string common = " -c " + d.File("cfg.json") + " --allow-http --provider sim --sim-dir " + F().sim_dir;
+  r = RunTdxvirt("attest evidence" + common + " -f " + d.File("pub.pem"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto ev = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(ev["tdx"].contains("verifier_nonce"));
+  EXPECT_TRUE(ev["tdx"].contains("runtime_data"));
+
+  r = RunTdxvirt("attest token" + common + " -f " + d.File("pub.pem") + " -p any -r cli-req-1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string token = r.out.substr(0, r.out.find('\n'));
+  WriteFile(d.File("token"), token);
+
+  r = RunTdxvirt("attest verify -c " + d.File("cfg.json") + " --allow-http -t @" + d.File("token") +
+                 " --issuer cli-test --expect tdx_is_debuggable=false --expect attester_tcb_status=UpToDate");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto claims = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(claims.is_object()) << r.out;
+  EXPECT_EQ(claims["policy_ids_matched"][0]["id"], "any");
+
+  r = RunTdxvirt("attest verify -c " + d.File("cfg.json") + " --allow-http -t @" + d.File("token") +
+                 " --expect tdx_is_debuggable=true");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(Contains(r.err, "claim tdx_is_debuggable")) << r.err;
+  std::string tampered = token;
+  tampered[tampered.size() - 5] = tampered[tampered.size() - 5] == 'A' ? 'B' : 'A';
+  WriteFile(d.File("tampered"), tampered);
+  r = RunTdxvirt("attest verify -c " + d.File("cfg.json") + " --allow-http -t @" + d.File("tampered"));
+  EXPECT_EQ(r.exit_code, 1);
+
+  // Rejected evidence is a negative result (1); a wrong API key is not (2).
+  r = RunTdxvirt("attest token" + common + " -p no-such-policy");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(Contains(r.err, "unknown policy id")) << r.err;
+  WriteFile(d.File("bad.json"), nlohmann::json({{"trustauthority_api_url", url},
+                                                {"trustauthority_api_key", "nope"}}).dump());
+  r = RunTdxvirt("attest token -c " + d.File("bad.json") + " --allow-http --provider sim --sim-dir " + F().sim_dir);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Contains(r.err, "HTTP 401")) << r.err;
+
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = -1;
+  for (int i = 0; i < 3000; ++i) {
+    if (waitpid(pid, &status, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  if (!WIFEXITED(status)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL() << "serve attestation did not stop on SIGTERM";
+  }
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::ifstream err(d.File("serve.err"));
+  std::string line, last_event;
+  int requests = 0;
+  while (std::getline(err, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    last_event = j["event"];
+    if (j["event"] == "request") ++requests;
+    EXPECT_FALSE(Contains(line, "cli-key")) << line;
+    EXPECT_FALSE(Contains(line, token.substr(0, 30))) << line;
+  }
+  EXPECT_EQ(last_event, "stopped");
+  EXPECT_GE(requests, 6);
+}
+
+}  // namespace
+}  // namespace tdxvirt::service
