@@ -98,7 +98,7 @@ void ValidateSpec(const Json& spec, const Layout& l, const TdxRequest& req,
       const Json& n = (*ifs)[i];
       if (Get(n, "bootOrder"))
         d(sp + ".domain.devices.interfaces[" + std::to_string(i) + "].bootOrder",
-          "TDX does not work with bootable NICs: " + n.value("name", std::string("?")) +
+          "TDX does not work with bootable NICs: " + (StringField(n, "name").empty() ? std::string("?") : StringField(n, "name")) +
               " (TDVF has no network boot); remove bootOrder");
     }
   }
@@ -175,7 +175,7 @@ void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSett
       if (!list.is_array()) return;  // validation reports it
     }
     for (const Json& s : list)
-      if (s.is_object() && s.value("image", "") == cs.sidecar_image) return;
+      if (StringField(s, "image") == cs.sidecar_image) return;
     // The sidecar gets no ConfigMap: non-default TDVF paths travel as its arguments.
     Json args = {"--version", cs.hook_version};
     if (cs.tdvf != kDefaultTdvf) args.insert(args.end(), {"--tdvf", cs.tdvf});
@@ -213,7 +213,7 @@ ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewK
                           const std::string& uid) {
   ReviewResult r;
   r.mutated = object;
-  std::string k = object.is_object() ? object.value("kind", std::string()) : "";
+  std::string k = StringField(object, "kind");
   Layout l;
   if (k == "VirtualMachine") {
     l = {true, "spec.template.spec", "spec.template.metadata.annotations"};
@@ -282,8 +282,8 @@ Result<ReviewResult> Review(std::string_view text, const ClusterSettings& cs, Re
   auto doc = ParseDocument(text, "manifest");
   if (!doc.ok()) return Error{doc.error()};
   if (!doc->is_object()) return Error{"manifest: expected a mapping with apiVersion and kind"};
-  if (doc->value("kind", "") != "AdmissionReview") return ReviewObject(*doc, cs, kind);
-  if (doc->value("apiVersion", "") != "admission.k8s.io/v1")
+  if (StringField(*doc, "kind") != "AdmissionReview") return ReviewObject(*doc, cs, kind);
+  if (StringField(*doc, "apiVersion") != "admission.k8s.io/v1")
     return Error{"AdmissionReview: apiVersion must be admission.k8s.io/v1, got \"" +
                  (*doc)["apiVersion"].dump() + "\""};
   const Json* req = Get(*doc, "request");
@@ -292,7 +292,7 @@ Result<ReviewResult> Review(std::string_view text, const ClusterSettings& cs, Re
   if (!uid || !uid->is_string() || uid->get<std::string>().empty())
     return Error{"AdmissionReview: request.uid must be a non-empty string"};
   const Json* obj = Get(*req, "object");
-  std::string op = req->value("operation", std::string("CREATE"));
+  std::string op = StringField(*req, "operation");
   if (op == "DELETE" || op == "CONNECT" || !obj || obj->is_null()) {
     ReviewResult r;
     r.response = ResponseFor(r, uid->get<std::string>());

@@ -30,6 +30,14 @@ std::string Base64Encode(ByteSpan data);
 // Strict: only the standard alphabet, length a multiple of 4, correct padding.
 Result<Bytes> Base64Decode(std::string_view text);
 
+// j[key] when j is an object and that member is a string, else "" (never throws, unlike
+// Json::value on a member of another type).
+inline std::string StringField(const Json& j, std::string_view key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 // "a/b~c" -> "a~1b~0c": a key as one JSON Pointer token (RFC 6901).
 std::string PointerToken(std::string_view key);
 

@@ -237,7 +237,7 @@ std::string LibvirtModel(const std::string& kubevirt_model) {
 const Json* FindResource(const RenderOptions& o, const std::vector<std::string>& kinds,
                          const std::string& name) {
   for (const Json& r : o.resources) {
-    std::string k = r.value("kind", std::string());
+    std::string k = StringField(r, "kind");
     if (Str(Path(r, {"metadata", "name"})) != name) continue;
     for (const std::string& want : kinds)
       if (k == want) return &r;
@@ -320,7 +320,7 @@ struct Render {
 Result<RenderResult> RenderDomain(const Json& m, const ClusterSettings& cs,
                                   const RenderOptions& opts) {
   RenderResult out;
-  std::string kind = m.is_object() ? m.value("kind", std::string()) : "";
+  std::string kind = StringField(m, "kind");
   const Json* spec = nullptr;
   std::string sp;
   const Json* annotations = nullptr;

@@ -78,8 +78,8 @@ struct HookServer::Impl {
                     .count();
     std::string name;
     if (auto v = ParseDocument(vmi, "vmi"); v.ok() && v->is_object())
-      name = v->value("/metadata/namespace"_json_pointer, std::string()) + "/" +
-             v->value("/metadata/name"_json_pointer, std::string());
+      name = StringField(v->value("metadata", Json::object()), "namespace") + "/" +
+             StringField(v->value("metadata", Json::object()), "name");
     if (!r.ok()) {
       Log("error", "on_define_domain", {{"version", version}, {"vmi", name}, {"error", r.error()}});
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, r.error());

@@ -95,7 +95,7 @@ Result<ClusterSettings> ParseClusterSettings(std::string_view text) {
   ClusterSettings s;
   const Json* source = &*j;
   Json nested;
-  if (j->is_object() && j->value("kind", "") == "ConfigMap") {
+  if (StringField(*j, "kind") == "ConfigMap") {
     const Json& data = j->contains("data") ? (*j)["data"] : Json::object();
     if (!data.is_object()) return Error{"settings: ConfigMap data must be a mapping"};
     if (data.contains("settings.yaml")) {

@@ -71,7 +71,7 @@ struct WebhookServer::Impl {
     std::string outcome = r->allowed ? (r->patch.empty() ? "allowed" : "patched") : "denied";
     Count(endpoint, outcome, s);
     nlohmann::ordered_json extra = {{"endpoint", endpoint},
-                                    {"uid", r->response["response"].value("uid", "")},
+                                    {"uid", StringField(r->response["response"], "uid")},
                                     {"tdx", r->is_tdx},
                                     {"outcome", outcome},
                                     {"duration_ms", std::round(s * 1e6) / 1e3}};
@@ -149,7 +149,7 @@ Result<int> WebhookServer::Start() {
 }
 
 void WebhookServer::Stop() {
-  if (!impl_ || !impl_->server) return;
+  if (!impl_ || !impl_->server || !impl_->thread.joinable()) return;
   impl_->ready = false;
   impl_->server->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
