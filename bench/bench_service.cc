@@ -123,6 +123,7 @@ LoadResult RunLoad(const std::string& url, const std::vector<std::string>& bodie
     threads.emplace_back([&] {
       httplib::Client cli(url);
       cli.set_keep_alive(true);
+      cli.set_tcp_nodelay(true);
       cli.set_read_timeout(60, 0);
       LoadResult mine;
       httplib::Headers h = {{"x-api-key", "bench-key"}};

@@ -90,6 +90,7 @@ Result<TrustAuthorityClient::Response> TrustAuthorityClient::Do(
   if (!u.ok()) return Error{u.error()};
   httplib::Client cli(u->origin);
   if (!cli.is_valid()) return Error{"cannot make an HTTP client for " + u->origin};
+  cli.set_tcp_nodelay(true);
   cli.set_connection_timeout(config_.timeout.count(), 0);
   cli.set_read_timeout(config_.timeout.count(), 0);
   cli.set_write_timeout(config_.timeout.count(), 0);

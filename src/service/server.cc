@@ -181,6 +181,8 @@ Result<int> AttestationServer::Start() {
   int threads = options_.threads > 0 ? options_.threads : 8;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_payload_max_length(options_.max_body_size);
+  // Small JSON replies on keep-alive connections: without this, Nagle + delayed ACK add ~40 ms.
+  http_->set_tcp_nodelay(true);
   http_->set_read_timeout(options_.read_timeout.count(), 0);
   http_->set_write_timeout(options_.read_timeout.count(), 0);
   Routes();
