@@ -157,7 +157,7 @@ int RunServeHook(const ServeHookOpts& o) {
   std::thread([&server, stop] {
     int sig = 0;
     sigwait(&stop, &sig);
-    server.Stop();
+    server.Interrupt();
   }).detach();
   server.Wait();  // SIGTERM, or virt-launcher's v1alpha3 Shutdown
   server.Stop();

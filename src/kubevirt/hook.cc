@@ -229,6 +229,8 @@ void HookServer::Wait() {
   impl_->cv.wait(lock, [&] { return impl_->stopping; });
 }
 
+void HookServer::Interrupt() { impl_->RequestStop(); }
+
 void HookServer::Stop() {
   if (!impl_ || !impl_->server) return;
   impl_->RequestStop();

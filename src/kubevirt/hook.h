@@ -45,6 +45,8 @@ class HookServer {
   // Returns when Stop() is called or virt-launcher calls v1alpha3 Shutdown.
   void Wait();
   void Stop();
+  // Makes Wait() return (safe from another thread, e.g. a signal waiter); Stop() still follows.
+  void Interrupt();
   uint64_t calls() const { return calls_.load(); }
 
  public:

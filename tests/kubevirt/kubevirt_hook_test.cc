@@ -3,6 +3,12 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "hooks_info.grpc.pb.h"
@@ -188,6 +194,34 @@ TEST(SidecarShim, OnDefineDomainExecutableContract) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_TRUE(bad.out.empty());  // nothing partial on stdout
   EXPECT_NE(bad.err.find("vmi: not valid JSON"), std::string::npos) << bad.err;
+}
+
+TEST(ServeHookCli, AnswersOnItsSocketAndStopsOnSigterm) {
+  testing::TempDir tmp;
+  std::string socket = tmp.File("hook.sock");
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = freopen(tmp.File("log").c_str(), "w", stderr);
+    (void)f;
+    execl(TDXVIRT_BIN, "tdxvirt", "serve", "hook", "--socket", socket.c_str(), "--version",
+          "v1alpha3", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto stub = info::Info::NewStub(Connect(socket));
+  info::InfoParams p;
+  info::InfoResult r;
+  grpc::ClientContext c;
+  ASSERT_TRUE(stub->Info(WithDeadline(c), p, &r).ok());
+  ASSERT_EQ(r.versions_size(), 1);
+  EXPECT_EQ(r.versions(0), "v1alpha3");
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::ifstream in(tmp.File("log"));
+  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
+  EXPECT_NE(access(socket.c_str(), F_OK), 0);  // the socket file is removed
 }
 
 }  // namespace
