@@ -28,7 +28,7 @@ Result<nlohmann::json> YamlToJson(const YAML::Node& n, int depth = 0) {
         if (s == "true" || s == "True" || s == "TRUE") return nlohmann::json(true);
         if (s == "false" || s == "False" || s == "FALSE") return nlohmann::json(false);
         if (!s.empty() && s.size() < 10 && s.find_first_not_of("0123456789") == std::string::npos)
-          return nlohmann::json(std::stoll(s));
+          return nlohmann::json(uint64_t(std::stoull(s)));
       }
       return nlohmann::json(s);
     }
@@ -170,9 +170,9 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
       if (!b.ok()) return Error{b.error()};
       p.min_tee_tcb_svn = *b;
     } else if (k == "min_seam_svn") {
-      if (!v.is_number_unsigned() || v.get<uint64_t>() > 0xffff)
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 0xffff)
         return fail("min_seam_svn: expected an integer 0..65535 (major << 8 | minor)");
-      p.min_seam_svn = uint32_t(v.get<uint64_t>());
+      p.min_seam_svn = uint32_t(v.get<int64_t>());
     } else {
       return fail("unknown key \"" + k +
                   "\" (known: id, version, description, tcb_status, mrtd, rtmr0..rtmr3, "

@@ -1,0 +1,133 @@
+// Policies (JSON and YAML, field errors, evaluation), base64 codecs, the REPORTDATA binding and the
+// client config: the pure parts, without a socket.
+#include <gtest/gtest.h>
+
+#include "common/hex.h"
+#include "common/openssl.h"
+#include "service/appraisal.h"
+#include "service/client.h"
+#include "service/policy.h"
+#include "test_util.h"
+
+namespace tdxvirt::service {
+namespace {
+
+using tdxvirt::testing::TempDir;
+using tdxvirt::testing::WriteFile;
+
+bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TEST(Policy, JsonAndYamlGiveTheSamePolicy) {
+  std::string mrtd(96, 'a');
+  auto y = ParsePolicy("id: p\ntcb_status: [UpToDate, OutOfDate]\nmrtd: " + mrtd +
+                       "\nallow_debug: true\nmin_seam_svn: 262\nxfam: [e702060000000000]\n");
+  ASSERT_TRUE(y.ok()) << y.error();
+  auto j = ParsePolicy(R"({"id":"p","tcb_status":["UpToDate","OutOfDate"],"mrtd":")" + mrtd +
+                       R"(","allow_debug":true,"min_seam_svn":262,"xfam":["e702060000000000"]})");
+  ASSERT_TRUE(j.ok()) << j.error();
+  EXPECT_EQ(PolicyToJson(*y), PolicyToJson(*j));
+  EXPECT_EQ(y->mrtd.size(), 1u);
+  EXPECT_TRUE(y->allow_debug);
+  EXPECT_EQ(*y->min_seam_svn, 262u);
+}
+
+TEST(Policy, ErrorsNameTheFieldAndTheFix) {
+  struct Case {
+    std::string text, want;
+  } cases[] = {
+      {"tcb_status: [UpToDate]\n", "id: missing"},
+      {"id: p\nmrdt: aa\n", "unknown key \"mrdt\""},
+      {"id: p\nmrtd: abc\n", "mrtd: "},
+      {"id: p\nmrtd: []\n", "mrtd: empty list"},
+      {"id: p\ntcb_status: [Great]\n", "tcb_status: \"Great\" is not a TCB status"},
+      {"id: p\nallow_debug: maybe\n", "allow_debug: expected true or false"},
+      {"id: 'has space'\n", "id: use 1..128"},
+      {"id: p\nmin_seam_svn: 70000\n", "min_seam_svn"},
+      {"{\"id\": ", "not valid JSON"},
+      {"id: [unclosed\n", "not valid YAML"},
+      {"- a\n- b\n", "expected a mapping"},
+  };
+  for (const auto& c : cases) {
+    auto p = ParsePolicy(c.text, "f.yaml");
+    ASSERT_FALSE(p.ok()) << c.text;
+    EXPECT_TRUE(Contains(p.error(), "f.yaml: ")) << p.error();
+    EXPECT_TRUE(Contains(p.error(), c.want)) << c.text << " -> " << p.error();
+  }
+}
+
+TEST(Policy, EvaluationGivesOneReasonPerFailedRule) {
+  evidence::TdQuoteBody body;
+  body.td.mr_td.fill(0x11);
+  body.tee_tcb_svn = {6, 1, 3};
+  body.td.td_attributes = {1, 0, 0, 0, 0, 0, 0, 0};  // debug
+  auto p = ParsePolicy("id: p\nmrtd: " + std::string(96, '2') + "\nmin_seam_svn: 263\n");
+  ASSERT_TRUE(p.ok()) << p.error();
+  auto r = EvaluatePolicy(*p, body, "OutOfDate");
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_TRUE(Contains(r[0], "tcb_status: OutOfDate is not allowed (UpToDate)")) << r[0];
+  EXPECT_TRUE(Contains(r[1], "debuggable")) << r[1];
+  EXPECT_TRUE(Contains(r[2], "mrtd: " + std::string(96, '1') + " is not an allowed value")) << r[2];
+  EXPECT_TRUE(Contains(r[3], "tdx_seamsvn: 262 is below the minimum 263")) << r[3];
+  body.td.td_attributes = {};
+  body.td.mr_td.fill(0x22);
+  body.tee_tcb_svn[1] = 2;
+  EXPECT_TRUE(EvaluatePolicy(*p, body, "UpToDate").empty());
+}
+
+TEST(Policy, DirectoryLoadsSkipsHiddenAndRefusesDuplicates) {
+  TempDir d;
+  WriteFile(d.File("a.yaml"), "id: a\n");
+  WriteFile(d.File("b.json"), R"({"id":"b"})");
+  WriteFile(d.File("notes.txt"), "not a policy");
+  WriteFile(d.File(".hidden.yaml"), "id: [broken\n");
+  auto set = LoadPolicyDirectory(d.path());
+  ASSERT_TRUE(set.ok()) << set.error();
+  EXPECT_EQ(set->size(), 2u);
+  WriteFile(d.File("c.yml"), "id: a\n");
+  auto dup = LoadPolicyDirectory(d.path());
+  ASSERT_FALSE(dup.ok());
+  EXPECT_TRUE(Contains(dup.error(), "also the id of a.yaml")) << dup.error();
+  EXPECT_FALSE(LoadPolicyDirectory(d.File("missing")).ok());
+}
+
+TEST(Base64, RoundTripsAndRejectsMalformed) {
+  for (size_t n = 0; n < 10; ++n) {
+    Bytes b(n);
+    for (size_t i = 0; i < n; ++i) b[i] = uint8_t(i * 37 + 250);
+    auto d = Base64Decode(Base64Encode(b), "x");
+    ASSERT_TRUE(d.ok()) << d.error();
+    EXPECT_EQ(*d, b);
+    auto u = Base64UrlDecode(Base64UrlEncode(b), "x");
+    ASSERT_TRUE(u.ok()) << u.error();
+    EXPECT_EQ(*u, b);
+  }
+  EXPECT_EQ(Base64Encode(AsBytes("hello")), "aGVsbG8=");
+  EXPECT_FALSE(Base64Decode("aGVsbG8", "x").ok());
+  EXPECT_FALSE(Base64Decode("aGV=bG8=", "x").ok());
+  EXPECT_FALSE(Base64Decode("aGVs bG8", "x").ok());
+  EXPECT_TRUE(Contains(Base64Decode("a!==", "tdx.quote").error(), "tdx.quote: not standard base64"));
+  EXPECT_FALSE(Base64UrlDecode("a+b/", "x").ok());
+}
+
+TEST(Binding, ReportDataIsSha512OfValIatRuntimeData) {
+  VerifierNonce n{{1, 2}, {3}, {9}};
+  Bytes rt = {4, 5};
+  Bytes all = {1, 2, 3, 4, 5};
+  EXPECT_EQ(BindReportData(&n, rt), ossl::Sha512(all));
+  EXPECT_EQ(BindReportData(nullptr, rt), ossl::Sha512(rt));
+  EXPECT_EQ(BindReportData(nullptr, {}), evidence::ReportData{});
+}
+
+TEST(ClientConfig, IntelKeysOnly) {
+  auto c = ParseClientConfig(
+      R"({"trustauthority_url":"https://a","trustauthority_api_url":"https://b","trustauthority_api_key":"k"})");
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->trustauthority_api_url, "https://b");
+  EXPECT_TRUE(Contains(ParseClientConfig(R"({"tpm":{}})").error(), "only TDX"));
+  EXPECT_TRUE(Contains(ParseClientConfig(R"({"cloud_provider":"azure"})").error(), "not supported"));
+  EXPECT_TRUE(Contains(ParseClientConfig(R"({"x":1})").error(), "unknown key \"x\""));
+  EXPECT_TRUE(Contains(ParseClientConfig(R"({"trustauthority_url":1})").error(), "expected a string"));
+}
+
+}  // namespace
+}  // namespace tdxvirt::service
