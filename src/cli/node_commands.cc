@@ -19,6 +19,7 @@
 #include "node/host.h"
 #include "node/labels.h"
 #include "node/log.h"
+#include "node/sim_kubelet.h"
 
 namespace tdxvirt::cli {
 namespace {
@@ -327,6 +328,47 @@ int RunAgent(const AgentFlags& f) {
   return kExitOk;
 }
 
+// The kubelet stand-in as a process: demos and footprint measurements of the agent.
+int RunSimKubelet(const std::string& dir, const std::string& resource) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  SimKubelet kubelet({.dir = dir});
+  if (Status s = kubelet.Start(); !s.ok()) return InputError(s.error());
+  std::atomic<bool> stop{false};
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    stop = true;
+  });
+  std::string last;
+  while (!stop) {
+    auto devs = kubelet.Devices(resource);
+    size_t healthy = 0;
+    for (auto& d : devs) healthy += d.healthy;
+    std::string now = std::to_string(healthy) + " of " + std::to_string(devs.size()) + " healthy";
+    if (now != last) {
+      nlohmann::ordered_json j;
+      j["resource"] = resource;
+      j["devices"] = devs.size();
+      j["healthy"] = healthy;
+      j["registrations"] = kubelet.registrations();
+      std::cout << j.dump() << std::endl;
+      last = now;
+    }
+    kubelet.WaitForDevices(resource, [&](const std::vector<PluginDevice>& d) {
+      size_t h = 0;
+      for (auto& x : d) h += x.healthy;
+      return stop || std::to_string(h) + " of " + std::to_string(d.size()) + " healthy" != last;
+    }, std::chrono::milliseconds(500));
+  }
+  signals.join();
+  kubelet.Stop();
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddNodeCommands(CLI::App& app, int& exit_code) {
@@ -369,6 +411,16 @@ void AddNodeCommands(CLI::App& app, int& exit_code) {
   sim_host->add_flag("--no-misc-cgroup", sim->no_misc, "no misc cgroup files");
   sim_host->add_option("--kernel", sim->kernel, "kernel release (default 6.16.0-tdxvirt-sim)");
   sim_host->callback([sim, &exit_code] { exit_code = RunSimHost(*sim); });
+
+  auto sk_dir = std::make_shared<std::string>();
+  auto sk_res = std::make_shared<std::string>(kDefaultResourceName);
+  auto* sk = node->add_subcommand(
+      "sim-kubelet",
+      "Kubelet stand-in (device-plugin API v1beta1) on DIR/kubelet.sock: prints the resource's "
+      "device counts as JSON lines until SIGTERM");
+  sk->add_option("--dir", *sk_dir, "device-plugin directory")->required();
+  sk->add_option("--resource-name", *sk_res, "resource to print");
+  sk->callback([sk_dir, sk_res, &exit_code] { exit_code = RunSimKubelet(*sk_dir, *sk_res); });
 
   auto agent = std::make_shared<AgentFlags>();
   auto* serve = ServeCommand(app)->add_subcommand(

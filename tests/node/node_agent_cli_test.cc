@@ -186,3 +186,40 @@ TEST(NodeLabelCli, OneShotWritesTheFeatureFile) {
 
 }  // namespace
 }  // namespace tdxvirt::node
+
+namespace tdxvirt::node {
+namespace {
+
+// `node sim-kubelet` as a process, with the plugin in-process: the demo pairing reversed.
+TEST(NodeSimKubeletCli, PrintsTheDevicesAPluginAdvertises) {
+  TempDir tmp;
+  std::string dp = tmp.File("dp");
+  std::filesystem::create_directories(dp);
+  ASSERT_TRUE(WriteSimulatedTdxHost(tmp.File("host"), {.keys = 2}).ok());
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int out = open(tmp.File("kubelet.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out, 1);
+    execl(TDXVIRT_BIN, TDXVIRT_BIN, "node", "sim-kubelet", "--dir", dp.c_str(), nullptr);
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(dp + "/kubelet.sock"); }));
+  DevicePlugin plugin({.host_root = tmp.File("host"), .plugin_dir = dp,
+                       .poll_interval = std::chrono::milliseconds(50),
+                       .log = [](const std::string&) {}});
+  ASSERT_TRUE(plugin.Start().ok());
+  ASSERT_TRUE(Eventually([&] {
+    return ReadAll(tmp.File("kubelet.out")).find(R"("devices":2,"healthy":2,"registrations":1)") !=
+           std::string::npos;
+  })) << ReadAll(tmp.File("kubelet.out"));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_FALSE(std::filesystem::exists(dp + "/kubelet.sock"));
+}
+
+}  // namespace
+}  // namespace tdxvirt::node
