@@ -317,7 +317,6 @@ bool DevicePlugin::ReadHost() {
   if (!log_event.empty()) Log(log_level, log_event, log_detail);
   if (changed) {
     changed_.notify_all();
-    nlohmann::ordered_json j;
     PluginState s = state();
     options_.log(LogLine("info", "device-plugin", "devices",
                          std::to_string(s.healthy) + " of " + std::to_string(s.devices) +
