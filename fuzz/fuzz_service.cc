@@ -16,8 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)ParseClientConfig(text);
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_discarded()) (void)NonceFromJson(j, "nonce");
-  (void)Base64Decode(text, "b64");
-  (void)Base64UrlDecode(text, "b64url");
+  (void)tdxvirt::Base64Decode(text, "b64");
+  (void)tdxvirt::Base64UrlDecode(text, "b64url");
   // A token checked against a JWKS that is the input itself (a key set with n/e or x5c).
   VerifyTokenOptions o;
   (void)VerifyToken(text, text, o);

@@ -229,7 +229,7 @@ Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
     r.runtime_data = std::move(*der);
   }
   if (!t.user_data.empty()) {
-    auto ud = service::Base64Decode(t.user_data, "--user-data");
+    auto ud = Base64Decode(t.user_data, "--user-data");
     if (!ud.ok()) return Error{ud.error()};
     r.runtime_data = std::move(*ud);
   }

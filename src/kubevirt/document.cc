@@ -200,37 +200,6 @@ Result<Json> ParseDocument(std::string_view text, std::string_view what_view) {
   return *found;
 }
 
-std::string Base64Encode(ByteSpan data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data.data(), int(data.size()));
-  out.resize(size_t(n));
-  return out;
-}
-
-Result<Bytes> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0)
-    return Error{"base64 length " + std::to_string(text.size()) + " is not a multiple of 4"};
-  size_t pad = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                 c == '+' || c == '/';
-    if (c == '=') {
-      if (i + 2 < text.size()) return Error{"base64 padding '=' inside the text"};
-      ++pad;
-    } else if (!alpha || pad > 0) {
-      return Error{"character " + std::to_string(i) + " is not base64"};
-    }
-  }
-  Bytes out(text.size() / 4 * 3);
-  if (text.empty()) return out;
-  int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                          int(text.size()));
-  if (n < 0) return Error{"not base64"};
-  out.resize(size_t(n) - pad);
-  return out;
-}
-
 std::string PointerToken(std::string_view key) {
   std::string out;
   for (char c : key) {

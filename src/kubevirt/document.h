@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/base64.h"  // Base64Encode/Base64Decode, used with documents
 #include "common/bytes.h"
 #include "common/result.h"
 
@@ -24,11 +25,6 @@ inline constexpr size_t kMaxDocumentNodes = 200000;
 // A YAML stream must hold exactly one non-empty document (`---` separators are fine).
 // `what` names the input in errors ("manifest", "settings").
 Result<Json> ParseDocument(std::string_view text, std::string_view what);
-
-// Standard base64 with padding (RFC 4648 section 4).
-std::string Base64Encode(ByteSpan data);
-// Strict: only the standard alphabet, length a multiple of 4, correct padding.
-Result<Bytes> Base64Decode(std::string_view text);
 
 // j[key] when j is an object and that member is a string, else "" (never throws, unlike
 // Json::value on a member of another type).

@@ -118,7 +118,7 @@ Result<ByteArray<48>> ParseMeasurement(std::string_view text) {
     if (!b.ok()) return Error{b.error()};
     return *b;
   }
-  auto b = Base64Decode(text);
+  auto b = Base64Decode(text, "base64");
   if (all_hex && (!b.ok() || b->size() != 48))  // hex-looking text is most likely meant as hex
     return Error{"has " + std::to_string(text.size()) +
                  " hex digits; a SHA-384 value is 96 hex digits or 64 base64 characters"};

@@ -24,17 +24,6 @@ struct BioFree { void operator()(BIO* b) const { BIO_free(b); } };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 struct CtxFree { void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); } };
 
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int B64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
 std::string BioString(BIO* b) {
   char* data = nullptr;
   long n = BIO_get_mem_data(b, &data);
@@ -129,74 +118,6 @@ Result<ossl::X509Ptr> Issue(const std::string& cn, bool ca, EVP_PKEY* subject_ke
 bool IsCa(X509* c) { return X509_check_ca(c) > 0; }
 
 }  // namespace
-
-std::string Base64Encode(ByteSpan data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    uint32_t v = uint32_t(data[i]) << 16 | uint32_t(data[i + 1]) << 8 | data[i + 2];
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += kB64[v & 63];
-  }
-  if (size_t rest = data.size() - i; rest > 0) {
-    uint32_t v = uint32_t(data[i]) << 16 | (rest == 2 ? uint32_t(data[i + 1]) << 8 : 0);
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += rest == 2 ? kB64[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-Result<Bytes> Base64Decode(std::string_view text, std::string_view field) {
-  auto fail = [&](const std::string& why) {
-    return Error{std::string(field) + ": not standard base64 (" + why + ")"};
-  };
-  if (text.size() % 4 != 0) return fail("length " + std::to_string(text.size()) + " is not a multiple of 4");
-  Bytes out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text[i + size_t(k)];
-      if (c == '=' && i + 4 == text.size() && k >= 2) {
-        v[k] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad > 0) return fail("data after padding");
-      v[k] = B64Value(c);
-      if (v[k] < 0) return fail("character at offset " + std::to_string(i + size_t(k)));
-    }
-    uint32_t w = uint32_t(v[0]) << 18 | uint32_t(v[1]) << 12 | uint32_t(v[2]) << 6 | uint32_t(v[3]);
-    out.push_back(uint8_t(w >> 16));
-    if (pad < 2) out.push_back(uint8_t(w >> 8));
-    if (pad < 1) out.push_back(uint8_t(w));
-  }
-  return out;
-}
-
-std::string Base64UrlEncode(ByteSpan data) {
-  std::string s = Base64Encode(data);
-  while (!s.empty() && s.back() == '=') s.pop_back();
-  for (char& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
-  return s;
-}
-
-Result<Bytes> Base64UrlDecode(std::string_view text, std::string_view field) {
-  std::string s(text);
-  for (char& c : s) {
-    if (c == '+' || c == '/' || c == '=') return Error{std::string(field) + ": not base64url"};
-    c = c == '-' ? '+' : c == '_' ? '/' : c;
-  }
-  if (s.size() % 4 == 1) return Error{std::string(field) + ": not base64url (bad length)"};
-  while (s.size() % 4) s += '=';
-  return Base64Decode(s, field);
-}
 
 Result<JwsAlg> ParseJwsAlg(std::string_view name) {
   if (name == "PS384") return JwsAlg::kPS384;

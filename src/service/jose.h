@@ -13,19 +13,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"  // JOSE uses base64url; Intel's JSON bodies standard base64
 #include "common/bytes.h"
 #include "common/openssl.h"
 #include "common/result.h"
 
 namespace tdxvirt::service {
-
-// Standard base64 with padding (what Go's encoding/json does with []byte).
-std::string Base64Encode(ByteSpan data);
-// Strict: standard alphabet, padding required, no white space. `field` names the value in errors.
-Result<Bytes> Base64Decode(std::string_view text, std::string_view field);
-// base64url without padding (JWS).
-std::string Base64UrlEncode(ByteSpan data);
-Result<Bytes> Base64UrlDecode(std::string_view text, std::string_view field);
 
 enum class JwsAlg { kPS384, kRS256 };
 Result<JwsAlg> ParseJwsAlg(std::string_view name);  // "PS384" | "RS256"

@@ -297,7 +297,7 @@ TEST(Mutation, PatchCompletesATdxVm) {
   EXPECT_EQ(r.response["apiVersion"], "admission.k8s.io/v1");
   EXPECT_EQ(r.response["response"]["uid"], "uid-1");
   EXPECT_EQ(r.response["response"]["patchType"], "JSONPatch");
-  auto decoded = Base64Decode(r.response["response"]["patch"].get<std::string>());
+  auto decoded = Base64Decode(r.response["response"]["patch"].get<std::string>(), "patch");
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(Json::parse(std::string(decoded->begin(), decoded->end())), r.patch);
 }

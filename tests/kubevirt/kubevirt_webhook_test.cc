@@ -70,7 +70,7 @@ TEST_F(WebhookFixture, MutateThenValidateOverHttps) {
   Json mr = Json::parse(res->body);
   EXPECT_EQ(mr["response"]["uid"], "u-1");
   EXPECT_TRUE(mr["response"]["allowed"].get<bool>());
-  auto patch = Base64Decode(mr["response"]["patch"].get<std::string>());
+  auto patch = Base64Decode(mr["response"]["patch"].get<std::string>(), "patch");
   ASSERT_TRUE(patch.ok());
   Json mutated = vm.patch(Json::parse(std::string(patch->begin(), patch->end())));
   EXPECT_EQ(mutated["spec"]["template"]["spec"]["nodeSelector"]["tdxvirt.io/tdx"], "true");

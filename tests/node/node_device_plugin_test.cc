@@ -1,5 +1,7 @@
 // The TDX key device plugin against the kubelet stand-in, both speaking v1beta1 gRPC over real
 // UNIX sockets in a temporary device-plugin directory, on a simulated host tree.
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -261,6 +263,11 @@ TEST_F(NodeDevicePlugin, KubeletRestartLeadsToReRegistration) {
   auto restarted = StartKubelet();
   ASSERT_TRUE(restarted->WaitForRegistrations(1, kWait));
   ASSERT_TRUE(restarted->WaitForDevices(kRes, Healthy(4, 4), kWait));
+  // The plugin counts a registration when kubelet's reply arrives, which may be after kubelet
+  // already streams devices: wait for it rather than race it.
+  for (auto end = std::chrono::steady_clock::now() + kWait;
+       plugin.state().registrations < 2 && std::chrono::steady_clock::now() < end;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(plugin.state().registrations, 2u);
   EXPECT_EQ(plugin.state().server_starts, 1u);
 }
