@@ -126,7 +126,11 @@ Result<ByteArray<48>> ParseMeasurement(std::string_view text) {
     if (all_hex)
       return Error{"has " + std::to_string(text.size()) +
                    " hex digits; a SHA-384 value is 96 hex digits or 64 base64 characters"};
-    return Error{"is neither 96 hex digits nor base64 (" + b.error() +
+    // "base64: not standard base64 (WHY)" -> WHY
+    std::string why = b.error();
+    if (auto open = why.find('('); open != std::string::npos && why.back() == ')')
+      why = why.substr(open + 1, why.size() - open - 2);
+    return Error{"is neither 96 hex digits nor base64 (" + why +
                  "); give the SHA-384 value as 96 hex digits or base64 of 48 bytes"};
   }
   if (b->size() != 48)

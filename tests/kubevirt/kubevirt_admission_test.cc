@@ -116,8 +116,8 @@ TEST(AdmissionRules, EachRuleHasItsOwnMessage) {
        "bytes (96 hex digits or 64 base64 characters)"},
       {"mrconfigid-garbage",
        [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = "not base64!"; },
-       "spec.domain.launchSecurity.tdx.MRCONFIGID: is neither 96 hex digits nor base64 (base64 "
-       "length 11 is not a multiple of 4); give the SHA-384 value as 96 hex digits or base64 of "
+       "spec.domain.launchSecurity.tdx.MRCONFIGID: is neither 96 hex digits nor base64 (length 11 "
+       "is not a multiple of 4); give the SHA-384 value as 96 hex digits or base64 of "
        "48 bytes"},
       {"debug-policy",
        [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["policy"] = "0x10000001"; },
