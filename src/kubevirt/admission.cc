@@ -6,21 +6,6 @@ namespace tdxvirt::kubevirt {
 
 namespace {
 
-const Json* Get(const Json& j, std::string_view key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
-const Json* Path(const Json& j, std::initializer_list<std::string_view> keys) {
-  const Json* cur = &j;
-  for (auto k : keys) {
-    cur = Get(*cur, k);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
-
 // Walks to (creating mappings as needed) a nested mapping; replaces a null on the way.
 Json& Ensure(Json& j, std::initializer_list<std::string_view> keys) {
   Json* cur = &j;

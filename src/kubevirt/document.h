@@ -3,6 +3,7 @@
 // expect: `true`, `1`, `null` are typed; quoted scalars stay strings).
 #pragma once
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -33,6 +34,11 @@ inline std::string StringField(const Json& j, std::string_view key) {
   auto it = j.find(key);
   return it != j.end() && it->is_string() ? it->get<std::string>() : "";
 }
+
+// The member `key` of an object, or null (also when `j` is not an object).
+const Json* Get(const Json& j, std::string_view key);
+// Get along a path of keys: Path(vm, {"spec", "template", "spec"}).
+const Json* Path(const Json& j, std::initializer_list<std::string_view> keys);
 
 // "a/b~c" -> "a~1b~0c": a key as one JSON Pointer token (RFC 6901).
 std::string PointerToken(std::string_view key);

@@ -189,21 +189,6 @@ Result<uint64_t> ParseQuantity(std::string_view text) {
 
 namespace {
 
-const Json* Get(const Json& j, std::string_view key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
-const Json* Path(const Json& j, std::initializer_list<std::string_view> keys) {
-  const Json* cur = &j;
-  for (auto k : keys) {
-    cur = Get(*cur, k);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
-
 std::string Str(const Json* v, const std::string& fallback = "") {
   return v && v->is_string() ? v->get<std::string>() : fallback;
 }

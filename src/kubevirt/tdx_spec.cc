@@ -35,21 +35,6 @@ bool ValidHost(std::string_view h) {
   return h.front() != '-' && h.front() != '.';
 }
 
-const Json* Get(const Json& j, std::string_view key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
-const Json* Path(const Json& j, std::initializer_list<std::string_view> keys) {
-  const Json* cur = &j;
-  for (auto k : keys) {
-    cur = Get(*cur, k);
-    if (!cur) return nullptr;
-  }
-  return cur;
-}
-
 bool IsTrue(const Json* v) { return v && v->is_boolean() && v->get<bool>(); }
 
 std::string Describe(const Json& v) {
