@@ -1,7 +1,11 @@
 // The quickstart end to end: the tdxvirt binary runs every component on loopback; this test checks
 // what a newcomer is promised (a verified token, a refused debug/misconfigured/tampered TD, the
 // (N+1)th TD without a key) and then re-checks the artefacts independently of the run.
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -169,6 +173,45 @@ TEST(QuickstartErrors, AVmWithoutTdxFailsStepOneAndSaysWhy) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("quickstart: step 1 (platform) failed:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("does not ask for TDX"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.File("run/node/host/var/run/tdx-qgs/qgs.socket")));
+}
+
+// Ctrl-C: the run ends after the current step, stops every server it started, and says so.
+TEST(QuickstartErrors, InterruptStopsEveryServer) {
+  TempDir dir;
+  int err_pipe[2];
+  ASSERT_EQ(pipe(err_pipe), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(err_pipe[1], 2);
+    close(err_pipe[0]);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    std::string run = dir.File("run");
+    execl(TDXVIRT_BIN, TDXVIRT_BIN, "quickstart", "--dir", run.c_str(), "--schema-dir", "", nullptr);
+    _exit(127);
+  }
+  close(err_pipe[1]);
+  // Interrupt as soon as step 2 starts (step 1 has started the QGS and the service by then).
+  std::string err;
+  char buf[256];
+  bool sent = false;
+  for (ssize_t n; (n = read(err_pipe[0], buf, sizeof buf)) > 0;) {
+    err.append(buf, size_t(n));
+    if (!sent && err.find("[2/6]") != std::string::npos) {
+      kill(pid, SIGINT);
+      sent = true;
+    }
+  }
+  close(err_pipe[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(sent) << err;
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping cleanly";
+  EXPECT_EQ(WEXITSTATUS(status), 1) << err;
+  EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
+  EXPECT_EQ(err.find("[4/6]"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.File("run/node/host/var/run/tdx-qgs/qgs.socket")));
 }
 
