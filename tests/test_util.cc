@@ -1,7 +1,11 @@
 #include "test_util.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -12,6 +16,24 @@
 #include "common/file.h"
 
 namespace tdxvirt::testing {
+
+pid_t SpawnTdxvirt(const std::vector<std::string>& args, const std::string& err_path) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open("/dev/null", O_RDONLY);
+    if (err < 0 || in < 0) _exit(126);
+    dup2(err, 2);
+    dup2(in, 0);
+    std::vector<char*> argv{const_cast<char*>(TDXVIRT_BIN)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(TDXVIRT_BIN, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
 
 std::string TestdataPath(const std::string& relative) {
   return std::string(TDXVIRT_TESTDATA) + "/" + relative;

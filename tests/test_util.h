@@ -1,7 +1,10 @@
 // Helpers shared by the test suites: the team's real test data and running the tdxvirt binary.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
+#include <vector>
 
 #include "common/bytes.h"
 
@@ -19,6 +22,10 @@ struct CommandResult {
 };
 // Runs the tdxvirt binary with `args` (shell words, already quoted), optional stdin text.
 CommandResult RunTdxvirt(const std::string& args, const std::string& stdin_text = "");
+
+// Starts `tdxvirt args...` in the background (stdin /dev/null, stderr to `err_path`); the child
+// gets SIGTERM if the test process dies, so a test killed by its timeout leaves no server behind.
+pid_t SpawnTdxvirt(const std::vector<std::string>& args, const std::string& err_path);
 
 // A fresh directory under the test temp dir, removed by the caller's TempDir destructor.
 class TempDir {

@@ -30,24 +30,6 @@ using namespace std::chrono_literals;
 
 constexpr auto kWait = 30s;
 
-pid_t Spawn(const std::vector<std::string>& args, const std::string& err_path) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test killed by its timeout
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int in = open("/dev/null", O_RDONLY);
-    if (err < 0 || in < 0) _exit(126);
-    dup2(err, 2);
-    dup2(in, 0);
-    std::vector<char*> argv{const_cast<char*>(TDXVIRT_BIN)};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(TDXVIRT_BIN, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -71,7 +53,7 @@ TEST(NodeAgentCli, ServesFollowsLabelsAndStopsOnSigterm) {
   SimKubelet kubelet({.dir = dp});
   ASSERT_TRUE(kubelet.Start().ok());
   std::string err = tmp.File("agent.err");
-  pid_t pid = Spawn({"serve", "node-agent", "--host-root", host, "--device-plugin-dir", dp,
+  pid_t pid = tdxvirt::testing::SpawnTdxvirt({"serve", "node-agent", "--host-root", host, "--device-plugin-dir", dp,
                      "--nfd-dir", nfd, "--poll-interval", "50", "--label-interval", "1",
                      "--listen", "127.0.0.1:0"},
                     err);

@@ -108,25 +108,6 @@ TEST(QgsCliServe, UsageErrors) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
-// Runs `tdxvirt args...` in the background with stderr to `err_path`.
-pid_t Spawn(const std::vector<std::string>& args, const std::string& err_path) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test killed by its timeout
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int in = open("/dev/null", O_RDONLY);
-    if (err < 0 || in < 0) _exit(126);
-    dup2(err, 2);
-    dup2(in, 0);
-    std::vector<char*> argv{const_cast<char*>(TDXVIRT_BIN)};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(TDXVIRT_BIN, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 // The whole path: a simulated platform, `serve qgs` on a UNIX socket, a TDREPORT through the
 // QGS into a quote and collateral, both verified to the simulated root; then SIGTERM.
 TEST(QgsCliServe, SimulatorQuotesVerifyAndSigtermStopsCleanly) {
@@ -138,7 +119,7 @@ TEST(QgsCliServe, SimulatorQuotesVerifyAndSigtermStopsCleanly) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   std::string sock = tmp.File("qgs.sock");
-  pid_t pid = Spawn({"serve", "qgs", "--sim-dir", dir, "--unix", sock, "--timeout", "5"},
+  pid_t pid = tdxvirt::testing::SpawnTdxvirt({"serve", "qgs", "--sim-dir", dir, "--unix", sock, "--timeout", "5"},
                     tmp.File("serve.err"));
   ASSERT_GT(pid, 0);
   auto ready = [&] {

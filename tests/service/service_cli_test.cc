@@ -20,24 +20,6 @@ using namespace testing;
 using namespace std::chrono_literals;
 using tdxvirt::testing::RunTdxvirt;
 
-pid_t Spawn(const std::vector<std::string>& args, const std::string& err_path) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a test killed by its timeout
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int in = open("/dev/null", O_RDONLY);
-    if (err < 0 || in < 0) _exit(126);
-    dup2(err, 2);
-    dup2(in, 0);
-    std::vector<char*> argv{const_cast<char*>(TDXVIRT_BIN)};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(TDXVIRT_BIN, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 TEST(ServiceCli, InitSigningKeyWritesKey0600AndRefusesToOverwrite) {
   TempDir d;
   std::string args = "serve attestation --init-signing-key --signing-key " + d.File("k.pem") +
@@ -76,7 +58,7 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
   std::string policies = d.File("policies");
   ASSERT_EQ(mkdir(policies.c_str(), 0755), 0);
   WriteFile(policies + "/any.yaml", "id: any\ntcb_status: [UpToDate]\n");
-  pid_t pid = Spawn({"serve", "attestation", "--plain-http", "--listen", "127.0.0.1:0", "--port-file",
+  pid_t pid = tdxvirt::testing::SpawnTdxvirt({"serve", "attestation", "--plain-http", "--listen", "127.0.0.1:0", "--port-file",
                      d.File("port"), "--signing-key", F().key, "--signing-chain", F().chain,
                      "--collateral", F().sim_dir + "/collateral.json", "--root",
                      F().sim_dir + "/root_ca.pem", "--api-key-file", d.File("keys"), "--policy-dir",
