@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +35,39 @@ pid_t SpawnTdxvirt(const std::vector<std::string>& args, const std::string& err_
     _exit(127);
   }
   return pid;
+}
+
+TlsIdentity MakeLoopbackTlsIdentity(const std::string& common_name) {
+  TlsIdentity id;
+  id.key.reset(EVP_EC_gen("P-256"));
+  id.cert.reset(X509_new());
+  X509* c = id.cert.get();
+  X509_set_version(c, X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(c), 1);
+  X509_gmtime_adj(X509_getm_notBefore(c), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(c), 3600);
+  X509_set_pubkey(c, id.key.get());
+  X509_NAME* name = X509_get_subject_name(c);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
+  X509_set_issuer_name(c, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, c, c, nullptr, nullptr, 0);
+  for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
+                            std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(c, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(c, id.key.get(), EVP_sha256());
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, c);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  id.cert_pem.assign(data, size_t(n));
+  BIO_free(bio);
+  return id;
 }
 
 std::string TestdataPath(const std::string& relative) {

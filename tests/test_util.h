@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/openssl.h"
 
 namespace tdxvirt::testing {
 
@@ -26,6 +27,15 @@ CommandResult RunTdxvirt(const std::string& args, const std::string& stdin_text 
 // Starts `tdxvirt args...` in the background (stdin /dev/null, stderr to `err_path`); the child
 // gets SIGTERM if the test process dies, so a test killed by its timeout leaves no server behind.
 pid_t SpawnTdxvirt(const std::vector<std::string>& args, const std::string& err_path);
+
+// A self-signed P-256 certificate for 127.0.0.1 (CA:TRUE, so clients can trust it directly): the
+// identity of loopback HTTPS peers in tests.
+struct TlsIdentity {
+  ossl::PkeyPtr key;
+  ossl::X509Ptr cert;
+  std::string cert_pem;
+};
+TlsIdentity MakeLoopbackTlsIdentity(const std::string& common_name);
 
 // A fresh directory under the test temp dir, removed by the caller's TempDir destructor.
 class TempDir {

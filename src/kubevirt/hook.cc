@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "common/time.h"
 #include "hooks_info.grpc.pb.h"
 #include "hooks_v1alpha2.grpc.pb.h"
 #include "hooks_v1alpha3.grpc.pb.h"
@@ -20,16 +21,6 @@
 namespace tdxvirt::kubevirt {
 
 namespace {
-
-std::string Now() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -59,7 +50,7 @@ struct HookServer::Impl {
 
   void Log(const std::string& level, const std::string& event, const nlohmann::ordered_json& extra) {
     nlohmann::ordered_json j;
-    j["time"] = Now();
+    j["time"] = FormatRfc3339(int64_t(std::time(nullptr)));
     j["level"] = level;
     j["component"] = "kubevirt-hook";
     j["event"] = event;

@@ -10,20 +10,12 @@
 #include <mutex>
 
 #include "common/file.h"
+#include "common/time.h"
 #include "kubevirt/admission.h"
 
 namespace tdxvirt::kubevirt {
 
 namespace {
-
-std::string Now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -39,7 +31,7 @@ struct WebhookServer::Impl {
 
   void Log(const std::string& level, const std::string& event, const nlohmann::ordered_json& extra) {
     nlohmann::ordered_json j;
-    j["time"] = Now();
+    j["time"] = FormatRfc3339(int64_t(std::time(nullptr)));
     j["level"] = level;
     j["component"] = "kubevirt-webhook";
     j["event"] = event;

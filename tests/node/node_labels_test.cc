@@ -108,44 +108,6 @@ TEST(NodeLabels, InClusterConfigFromTheEnvironment) {
 
 // ---- A Kubernetes API server peer over HTTPS ----
 
-struct TlsIdentity {
-  ossl::PkeyPtr key;
-  ossl::X509Ptr cert;
-  std::string cert_pem;
-};
-
-TlsIdentity MakeIdentity() {
-  TlsIdentity id;
-  id.key.reset(EVP_EC_gen("P-256"));
-  id.cert.reset(X509_new());
-  X509* c = id.cert.get();
-  X509_set_version(c, X509_VERSION_3);
-  ASN1_INTEGER_set(X509_get_serialNumber(c), 7);
-  X509_gmtime_adj(X509_getm_notBefore(c), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(c), 3600);
-  X509_set_pubkey(c, id.key.get());
-  X509_NAME* name = X509_get_subject_name(c);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("kube-apiserver test"), -1, -1, 0);
-  X509_set_issuer_name(c, name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, c, c, nullptr, nullptr, 0);
-  for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
-                            std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-    X509_add_ext(c, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-  X509_sign(c, id.key.get(), EVP_sha256());
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, c);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  id.cert_pem.assign(data, size_t(n));
-  BIO_free(bio);
-  return id;
-}
 
 struct SeenRequest {
   std::string method, path, content_type, authorization, body;
@@ -153,7 +115,7 @@ struct SeenRequest {
 
 class FakeApiServer {
  public:
-  FakeApiServer() : id_(MakeIdentity()), server_(id_.cert.get(), id_.key.get()) {
+  FakeApiServer() : id_(tdxvirt::testing::MakeLoopbackTlsIdentity("kube-apiserver test")), server_(id_.cert.get(), id_.key.get()) {
     server_.Patch(R"(/api/v1/nodes/([^/]+))", [this](const httplib::Request& req,
                                                      httplib::Response& res) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -191,7 +153,7 @@ class FakeApiServer {
   const std::string& ca_pem() const { return id_.cert_pem; }
 
  private:
-  TlsIdentity id_;
+  tdxvirt::testing::TlsIdentity id_;
   httplib::SSLServer server_;
   int port_ = 0;
   std::thread thread_;
@@ -275,7 +237,7 @@ TEST_F(NodeKubeApi, ForbiddenIsNotRetriedAndSaysWhatRbacIsNeeded) {
 
 TEST_F(NodeKubeApi, RefusesAnUntrustedServerAndBadNodeNames) {
   TempDir other;
-  TlsIdentity stranger = MakeIdentity();
+  tdxvirt::testing::TlsIdentity stranger = tdxvirt::testing::MakeLoopbackTlsIdentity("kube-apiserver test");
   WriteFile(other.File("ca.crt"), stranger.cert_pem);
   config_.ca_file = other.File("ca.crt");
   config_.max_attempts = 2;

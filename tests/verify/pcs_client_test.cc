@@ -720,49 +720,9 @@ TEST(PcsClient, PckCertCarriesTheApiKey) {
       << denied.error();
 }
 
-// A self-signed P-256 certificate for 127.0.0.1, for the loopback HTTPS server.
-struct TestTlsIdentity {
-  ossl::PkeyPtr key;
-  ossl::X509Ptr cert;
-  std::string cert_pem;
-};
-
-TestTlsIdentity MakeTlsIdentity() {
-  TestTlsIdentity id;
-  id.key.reset(EVP_EC_gen("P-256"));
-  id.cert.reset(X509_new());
-  X509* c = id.cert.get();
-  X509_set_version(c, X509_VERSION_3);
-  ASN1_INTEGER_set(X509_get_serialNumber(c), 1);
-  X509_gmtime_adj(X509_getm_notBefore(c), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(c), 3600);
-  X509_set_pubkey(c, id.key.get());
-  X509_NAME* name = X509_get_subject_name(c);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("tdxvirt test PCCS"), -1, -1,
-                             0);
-  X509_set_issuer_name(c, name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, c, c, nullptr, nullptr, 0);
-  for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
-                            std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-    X509_add_ext(c, ext, -1);
-    X509_EXTENSION_free(ext);
-  }
-  X509_sign(c, id.key.get(), EVP_sha256());
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(bio, c);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  id.cert_pem.assign(data, size_t(n));
-  BIO_free(bio);
-  return id;
-}
 
 TEST(PcsClient, HttpsWithTrustedTestCa) {
-  TestTlsIdentity id = MakeTlsIdentity();
+  tdxvirt::testing::TlsIdentity id = tdxvirt::testing::MakeLoopbackTlsIdentity("tdxvirt test PCCS");
   ASSERT_FALSE(id.cert_pem.empty());
   FakePcs pcs(std::make_unique<httplib::SSLServer>(id.cert.get(), id.key.get()));
   ASSERT_EQ(pcs.url().rfind("https://127.0.0.1:", 0), 0u);
