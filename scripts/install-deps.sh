@@ -13,6 +13,7 @@ packages=(
   libpugixml-dev        # libvirt domain XML
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # kubelet + KubeVirt hooks
   libxml2-utils         # xmllint: checks domain XML against libvirt's RelaxNG schema
+  openssl               # the openssl tool: a webhook test makes its serving certificate with it
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
