@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/hex.h"
 #include "common/openssl.h"
 #include "evidence/quote.h"
@@ -150,8 +153,10 @@ TEST(Simulator, Version5QuotesForTd10AndTd15) {
 
 // Every byte of the quote is covered: by the quote signature (header, body), the PCK signature
 // (QE report), the QE report binding (attestation key, auth data) or the chain to the root (PCK
-// certificates). The one exception is PEM layout: white space between certificates carries no
-// content, so a flip there is accepted only if the certificates decode to the very same DER.
+// certificates). The one exception is PEM text that carries no content: white space, and the
+// unused low bits of the last base64 digit before '=' padding (a 'e'->'d' flip there decodes to
+// the same bytes). A flip is accepted only inside the PEM text and only if the certificates
+// decode to the very same DER. Keys are random per run, so which digits those are varies.
 TEST(Simulator, EveryTamperedByteIsRejected) {
   SimPlatform p = MakePlatform();
   Bytes quote = QuoteFor(p, SampleTd());
@@ -170,6 +175,10 @@ TEST(Simulator, EveryTamperedByteIsRejected) {
     return out;
   };
   const std::vector<Bytes> original = chain_der(quote);
+  const std::string begin_marker = "-----BEGIN CERTIFICATE-----";
+  const auto pem_start = std::search(quote.begin(), quote.end(), begin_marker.begin(), begin_marker.end());
+  ASSERT_NE(pem_start, quote.end());
+  const size_t pem_offset = static_cast<size_t>(pem_start - quote.begin());
   size_t rejected = 0, layout_only = 0;
   for (size_t i = 0; i < quote.size(); ++i) {
     Bytes t = quote;
@@ -180,10 +189,14 @@ TEST(Simulator, EveryTamperedByteIsRejected) {
     }
     ++layout_only;
     ASSERT_EQ(chain_der(t), original) << "flip at offset " << i << " changed the certificates and verified";
-    ASSERT_TRUE(quote[i] == '\n' || quote[i] == ' ') << "flip at offset " << i << " accepted";
+    ASSERT_GE(i, pem_offset) << "flip at offset " << i << " outside the PEM chain accepted";
+    const char c = static_cast<char>(quote[i]);
+    ASSERT_TRUE(c == '\n' || c == ' ' || std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/')
+        << "flip of '" << c << "' at offset " << i << " accepted";
   }
-  EXPECT_GT(rejected, quote.size() - 8);
-  EXPECT_LE(layout_only, 4u);
+  // Seen: none to two per run (one padded last digit per certificate at most, three certificates).
+  EXPECT_LE(layout_only, 6u);
+  EXPECT_GE(rejected, quote.size() - 6);
 }
 
 TEST(Simulator, QuotingEnclaveChecksTheReport) {
