@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang and fuzzes one of them.
-# Usage: scripts/fuzz.sh TARGET [SECONDS]   (TARGET: quote | td_report | collateral | qgs_message)
-# Seeds come from the real quotes in ../shared/testdata; the corpus grows in fuzz-corpus/TARGET.
+# Usage: scripts/fuzz.sh TARGET [SECONDS]
+#   TARGET: quote | td_report | collateral | qgs_message | tdvf | service | kubevirt_review |
+#           kubevirt_domain | node_host | all (each target SECONDS in turn)
+# Seeds come from ../shared/testdata and tests/*/seeds; the corpus grows in fuzz-corpus/TARGET.
+# A crash leaves crash-* / leak-* / timeout-* in the current directory and a non-zero exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target="${1:?usage: scripts/fuzz.sh TARGET [SECONDS]}"
 seconds="${2:-60}"
+all_targets=(quote td_report collateral qgs_message tdvf service kubevirt_review kubevirt_domain node_host)
+if [[ "$target" == "all" ]]; then
+  for t in "${all_targets[@]}"; do "$0" "$t" "$seconds"; done
+  exit 0
+fi
 scripts/install-deps.sh --fuzz
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz --target "fuzz_${target}"
@@ -24,6 +32,18 @@ case "$target" in
     cp -n "$shared"/testdata/quotes/tdx-v4-uptodate/collateral.json "$corpus/seed-bundle.json" || true ;;
   qgs_message)
     cp -n tests/qgs/seeds/*.bin "$corpus/" || true ;;
+  tdvf)
+    cp -n tests/simulator/seeds/* "$corpus/" || true ;;
+  service)
+    cp -n tests/service/seeds/* "$corpus/" || true ;;
+  kubevirt_review)
+    cp -n tests/kubevirt/seeds/admission_review.json examples/*.yaml "$corpus/" || true
+    for m in "$shared"/testdata/kubevirt/examples/*.yaml; do cp -n "$m" "$corpus/" || true; done ;;
+  kubevirt_domain)
+    cp -n tests/kubevirt/seeds/small_domain.xml "$shared"/testdata/libvirt-schemas/sample-tdx-valid.xml \
+      "$shared"/testdata/kubevirt/domain-xml/*.xml "$corpus/" || true ;;
+  node_host)
+    cp -n tests/node/seeds/* "$shared"/testdata/kubevirt/domcapabilities/domcapabilities_tdx.xml "$corpus/" || true ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 if [[ "$target" == "td_report" ]]; then
