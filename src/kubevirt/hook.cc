@@ -6,11 +6,9 @@
 
 #include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
-#include <iostream>
 
-#include "common/time.h"
+#include "common/log.h"
 #include "hooks_info.grpc.pb.h"
 #include "hooks_v1alpha2.grpc.pb.h"
 #include "hooks_v1alpha3.grpc.pb.h"
@@ -49,15 +47,9 @@ struct HookServer::Impl {
   std::string socket_path;
 
   void Log(const std::string& level, const std::string& event, const nlohmann::ordered_json& extra) {
-    nlohmann::ordered_json j;
-    j["time"] = FormatRfc3339(int64_t(std::time(nullptr)));
-    j["level"] = level;
-    j["component"] = "kubevirt-hook";
-    j["event"] = event;
+    auto j = LogRecord(level, "kubevirt-hook", event);
     for (auto& [k, v] : extra.items()) j[k] = v;
-    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (options.log) options.log(line);
-    else std::cerr << line << "\n" << std::flush;
+    (options.log ? options.log : LogToStderr)(LogLine(j));
   }
 
   grpc::Status Define(const std::string& version, const std::string& vmi, const std::string& xml,

@@ -17,9 +17,9 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "common/log.h"
 #include "common/time.h"
 #include "deviceplugin_v1beta1.grpc.pb.h"
-#include "node/log.h"
 
 namespace tdxvirt::node {
 namespace {

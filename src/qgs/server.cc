@@ -9,34 +9,15 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <ctime>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "common/log.h"
 #include "qgs/handler.h"
 
 namespace tdxvirt::qgs {
 
 namespace {
-
-std::string Now() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
-  return buf;
-}
-
-std::string Dump(const nlohmann::ordered_json& j) {
-  // Details can quote client bytes (a CA name); never let bad UTF-8 throw.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 const char* IoOutcome(const IoResult& r) {
   switch (r.status) {
@@ -52,12 +33,6 @@ const char* IoOutcome(const IoResult& r) {
 }
 
 }  // namespace
-
-void LogToStderr(const std::string& line) {
-  static std::mutex mu;
-  std::lock_guard lock(mu);
-  std::cerr << line << "\n" << std::flush;
-}
 
 struct QgsServer::RequestLog {
   std::string listener;
@@ -350,11 +325,7 @@ void QgsServer::Reply(int fd, ByteSpan bytes, RequestLog& log) {
 
 void QgsServer::Emit(const RequestLog& log) {
   double ms = std::chrono::duration<double, std::milli>(Clock::now() - log.start).count();
-  nlohmann::ordered_json j;
-  j["time"] = Now();
-  j["level"] = log.outcome == "ok" ? "info" : "warn";
-  j["component"] = "qgs";
-  j["event"] = "request";
+  auto j = LogRecord(log.outcome == "ok" ? "info" : "warn", "qgs", "request");
   j["listener"] = log.listener;
   j["peer"] = log.peer;
   j["type"] = log.type;
@@ -364,17 +335,11 @@ void QgsServer::Emit(const RequestLog& log) {
   j["bytes_in"] = log.bytes_in;
   j["bytes_out"] = log.bytes_out;
   j["duration_ms"] = std::round(ms * 1000) / 1000;
-  options_.log(Dump(j));
+  options_.log(LogLine(j));
 }
 
 void QgsServer::LogEvent(const std::string& event, const std::string& detail) {
-  nlohmann::ordered_json j;
-  j["time"] = Now();
-  j["level"] = event.ends_with("error") ? "error" : "info";
-  j["component"] = "qgs";
-  j["event"] = event;
-  j["detail"] = detail;
-  options_.log(Dump(j));
+  options_.log(LogLine(event.ends_with("error") ? "error" : "info", "qgs", event, detail));
 }
 
 }  // namespace tdxvirt::qgs

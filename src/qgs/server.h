@@ -115,7 +115,4 @@ class QgsServer {
   std::atomic<uint64_t> served_{0};
 };
 
-// Writes a log line to stderr (thread-safe): ServerOptions::log's default.
-void LogToStderr(const std::string& line);
-
 }  // namespace tdxvirt::qgs
