@@ -15,10 +15,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "common/http_listen.h"
+#include "common/log.h"
 #include "node/device_plugin.h"
 #include "node/host.h"
 #include "node/labels.h"
-#include "node/log.h"
 #include "node/sim_kubelet.h"
 
 namespace tdxvirt::cli {
@@ -293,7 +294,7 @@ int RunAgent(const AgentFlags& f) {
     }
     LogToStderr(LogLine("info", "node-agent", "http_listening",
                         listen->first + ":" + std::to_string(port) + " (/healthz /readyz /metrics)"));
-    http_thread = std::thread([&] { http->listen_after_bind(); });
+    http_thread = ListenInThread(*http);
   }
 
   // Labels follow the host: re-derived when the devices change and every label interval, and

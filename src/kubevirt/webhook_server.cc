@@ -4,13 +4,12 @@
 
 #include <chrono>
 #include <cmath>
-#include <ctime>
-#include <iostream>
 #include <map>
 #include <mutex>
 
 #include "common/file.h"
-#include "common/time.h"
+#include "common/http_listen.h"
+#include "common/log.h"
 #include "kubevirt/admission.h"
 
 namespace tdxvirt::kubevirt {
@@ -30,15 +29,9 @@ struct WebhookServer::Impl {
   double seconds_total = 0;
 
   void Log(const std::string& level, const std::string& event, const nlohmann::ordered_json& extra) {
-    nlohmann::ordered_json j;
-    j["time"] = FormatRfc3339(int64_t(std::time(nullptr)));
-    j["level"] = level;
-    j["component"] = "kubevirt-webhook";
-    j["event"] = event;
+    auto j = LogRecord(level, "kubevirt-webhook", event);
     for (auto& [k, v] : extra.items()) j[k] = v;
-    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (options.log) options.log(line);
-    else std::cerr << line << "\n" << std::flush;
+    (options.log ? options.log : LogToStderr)(LogLine(j));
   }
 
   void Count(const std::string& endpoint, const std::string& outcome, double seconds) {
@@ -133,7 +126,7 @@ Result<int> WebhookServer::Start() {
                                         : -1);
   if (port <= 0)
     return Error{"cannot listen on " + m.options.host + ":" + std::to_string(m.options.port)};
-  m.thread = std::thread([&m] { m.server->listen_after_bind(); });
+  m.thread = ListenInThread(*m.server);
   m.ready = true;
   m.Log("info", "listening", {{"address", m.options.host + ":" + std::to_string(port)},
                               {"feature_gate", m.settings.feature_gate}});

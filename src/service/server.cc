@@ -6,12 +6,13 @@
 
 #include <cmath>
 #include <ctime>
-#include <iostream>
 #include <map>
 #include <regex>
 
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/http_listen.h"
+#include "common/log.h"
 #include "common/openssl.h"
 
 namespace tdxvirt::service {
@@ -20,26 +21,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string NowRfc3339Ms() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms));
-  return buf;
-}
-
 std::string Dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-void LogToStderr(const std::string& line) {
-  static std::mutex mu;
-  std::lock_guard l(mu);
-  std::cerr << line << "\n" << std::flush;
 }
 
 // Intel's client checks request ids against this; anything else is not echoed.
@@ -159,13 +142,7 @@ std::string AttestationServer::base_url() const {
 
 void AttestationServer::LogEvent(const std::string& level, const std::string& event,
                                  const std::string& detail) {
-  nlohmann::ordered_json j;
-  j["time"] = NowRfc3339Ms();
-  j["level"] = level;
-  j["component"] = "attestation";
-  j["event"] = event;
-  if (!detail.empty()) j["detail"] = detail;
-  options_.log(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  options_.log(LogLine(level, "attestation", event, detail));
 }
 
 Result<int> AttestationServer::Start() {
@@ -189,7 +166,7 @@ Result<int> AttestationServer::Start() {
   port_ = options_.port == 0 ? http_->bind_to_any_port(options_.host)
                              : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
   if (port_ <= 0) return Error{"cannot listen on " + options_.host + ":" + std::to_string(options_.port)};
-  serve_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  serve_thread_ = ListenInThread(*http_);
   if (policies_) reload_thread_ = std::thread([this] { ReloadLoop(); });
   ready_ = true;
   auto set = policies_ ? policies_->Get() : nullptr;
@@ -309,11 +286,7 @@ void AttestationServer::Routes() {
       if (outcome.empty()) outcome = handler(req, res);
       metrics_->Request(endpoint, outcome, res.status);
       double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-      nlohmann::ordered_json j;
-      j["time"] = NowRfc3339Ms();
-      j["level"] = res.status < 400 ? "info" : res.status < 500 ? "warn" : "error";
-      j["component"] = "attestation";
-      j["event"] = "request";
+      auto j = LogRecord(res.status < 400 ? "info" : res.status < 500 ? "warn" : "error", "attestation", "request");
       j["method"] = req.method;
       j["path"] = req.path;
       j["status"] = res.status;
@@ -326,7 +299,7 @@ void AttestationServer::Routes() {
         if (body.is_object() && body.contains("message")) j["detail"] = body["message"];
       }
       j["duration_ms"] = std::round(ms * 1000) / 1000;
-      options_.log(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      options_.log(LogLine(j));
     };
   };
 

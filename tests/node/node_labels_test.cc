@@ -12,6 +12,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "common/http_listen.h"
 #include "common/openssl.h"
 #include "node/labels.h"
 #include "test_util.h"
@@ -134,8 +135,7 @@ class FakeApiServer {
       }
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    while (!server_.is_running()) std::this_thread::sleep_for(1ms);
+    thread_ = ListenInThread(server_);
   }
   ~FakeApiServer() {
     server_.stop();

@@ -22,6 +22,7 @@
 
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/http_listen.h"
 #include "common/openssl.h"
 #include "evidence/quote.h"
 #include "test_util.h"
@@ -173,9 +174,7 @@ class FakePcs {
 
     port_ = server_->bind_to_any_port("127.0.0.1");
     // The socket listens from here on, so requests queue until the thread accepts them.
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
-    // stop() is a no-op until the accept loop runs; wait so the destructor cannot miss it.
-    while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    thread_ = ListenInThread(*server_);
   }
 
   ~FakePcs() {
