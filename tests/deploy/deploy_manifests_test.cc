@@ -1,0 +1,348 @@
+// The Kubernetes manifests under deploy/ against the binary they run: every flag a container
+// passes is one its subcommand takes, probes and Services point at declared ports, host paths are
+// read-only where they can be, one image everywhere, and the webhook Deployment, started with its
+// own arguments and its own ConfigMap, serves the paths its webhook configurations call.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <openssl/pem.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/openssl.h"
+#include "kubevirt/document.h"
+#include "test_util.h"
+
+namespace tdxvirt {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::RunTdxvirt;
+using testing::TempDir;
+using testing::WriteFile;
+
+struct Doc {
+  std::string file;  // relative to deploy/
+  YAML::Node node;
+  std::string Kind() const { return node["kind"] ? node["kind"].as<std::string>() : ""; }
+  std::string Name() const { return node["metadata"]["name"].as<std::string>(""); }
+};
+
+std::vector<Doc> LoadDeploy() {
+  std::vector<Doc> docs;
+  const fs::path root = fs::path(TDXVIRT_SOURCE_DIR) / "deploy";
+  std::vector<fs::path> files;
+  for (auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file() && e.path().extension() == ".yaml") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (auto& f : files)
+    for (auto& n : YAML::LoadAllFromFile(f.string()))
+      if (n && n.IsMap()) docs.push_back({fs::relative(f, root).string(), n});
+  return docs;
+}
+
+const std::vector<Doc>& Docs() {
+  static const std::vector<Doc> docs = LoadDeploy();
+  return docs;
+}
+
+// Workloads: their pod templates.
+struct Workload {
+  const Doc* doc;
+  YAML::Node pod;  // spec.template
+};
+std::vector<Workload> Workloads() {
+  std::vector<Workload> out;
+  for (auto& d : Docs())
+    if (d.Kind() == "Deployment" || d.Kind() == "DaemonSet") out.push_back({&d, d.node["spec"]["template"]});
+  return out;
+}
+
+std::vector<std::string> Strings(const YAML::Node& seq) {
+  std::vector<std::string> out;
+  if (seq && seq.IsSequence())
+    for (auto& s : seq) out.push_back(s.as<std::string>());
+  return out;
+}
+
+// The argv after /usr/bin/tdxvirt: command[1:] then args.
+std::vector<std::string> TdxvirtArgv(const YAML::Node& container) {
+  auto command = Strings(container["command"]);
+  std::vector<std::string> argv(command.begin() + (command.empty() ? 0 : 1), command.end());
+  for (auto& a : Strings(container["args"])) argv.push_back(a);
+  return argv;
+}
+
+std::string FlagName(const std::string& arg) { return arg.substr(0, arg.find('=')); }
+
+TEST(DeployManifests, AllParseAndKustomizationListsEveryFileInItsFolder) {
+  ASSERT_GE(Docs().size(), 10u);
+  for (auto& d : Docs()) {
+    EXPECT_TRUE(d.node["apiVersion"]) << d.file;
+    EXPECT_FALSE(d.Kind().empty()) << d.file;
+    if (d.Kind() != "Kustomization") {
+      EXPECT_FALSE(d.Name().empty()) << d.file << " " << d.Kind();
+    }
+  }
+  for (auto& d : Docs()) {
+    if (d.Kind() != "Kustomization") continue;
+    fs::path dir = (fs::path(TDXVIRT_SOURCE_DIR) / "deploy" / d.file).parent_path();
+    std::set<std::string> listed;
+    for (auto& r : Strings(d.node["resources"])) {
+      listed.insert(r);
+      EXPECT_TRUE(fs::exists(dir / r)) << d.file << " lists missing " << r;
+    }
+    for (auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".yaml" && e.path().filename() != "kustomization.yaml") {
+        EXPECT_TRUE(listed.count(e.path().filename().string())) << d.file << " leaves out " << e.path();
+      }
+  }
+}
+
+TEST(DeployManifests, EveryContainerFlagIsOneItsSubcommandTakes) {
+  int checked = 0;
+  for (auto& w : Workloads()) {
+    for (auto c : w.pod["spec"]["containers"]) {
+      auto command = Strings(c["command"]);
+      ASSERT_FALSE(command.empty()) << w.doc->file << ": give the command explicitly";
+      ASSERT_EQ(command[0], "/usr/bin/tdxvirt") << w.doc->file;
+      auto argv = TdxvirtArgv(c);
+      std::string sub;
+      for (auto& a : argv) {
+        if (a.starts_with("-")) break;
+        sub += a + " ";
+      }
+      ASSERT_FALSE(sub.empty()) << w.doc->file;
+      auto help = RunTdxvirt(sub + "--help");
+      ASSERT_EQ(help.exit_code, 0) << sub << help.err;
+      for (auto& a : argv) {
+        if (!a.starts_with("--")) continue;
+        std::string flag = FlagName(a);
+        bool listed = help.out.find(flag + " ") != std::string::npos ||
+                      help.out.find(flag + "=") != std::string::npos ||
+                      help.out.find(flag + "\n") != std::string::npos;
+        EXPECT_TRUE(listed) << w.doc->file << ": `tdxvirt " << sub << "` has no " << flag << "\n" << help.out;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 20);
+}
+
+TEST(DeployManifests, ProbesListenFlagAndServicesAgreeOnPorts) {
+  for (auto& w : Workloads()) {
+    for (auto c : w.pod["spec"]["containers"]) {
+      std::map<std::string, int> ports;  // name -> containerPort
+      for (auto p : c["ports"]) ports[p["name"].as<std::string>()] = p["containerPort"].as<int>();
+      for (const char* probe : {"livenessProbe", "readinessProbe"}) {
+        auto get = c[probe]["httpGet"];
+        ASSERT_TRUE(get) << w.doc->file << " needs a " << probe;
+        EXPECT_TRUE(ports.count(get["port"].as<std::string>())) << w.doc->file << " " << probe;
+        std::string path = get["path"].as<std::string>();
+        EXPECT_TRUE(path == "/healthz" || path == "/readyz") << w.doc->file << " " << path;
+      }
+      for (auto& a : TdxvirtArgv(c)) {
+        if (FlagName(a) != "--listen") continue;
+        int port = std::stoi(a.substr(a.rfind(':') + 1));
+        bool declared = false;
+        for (auto& [name, p] : ports) declared |= p == port;
+        EXPECT_TRUE(declared) << w.doc->file << ": " << a << " is not a containerPort";
+      }
+    }
+  }
+  // Each Service selects a workload in its namespace and targets one of its named ports.
+  int services = 0;
+  for (auto& d : Docs()) {
+    if (d.Kind() != "Service") continue;
+    ++services;
+    const Workload* target = nullptr;
+    for (auto& w : Workloads()) {
+      bool match = w.doc->node["metadata"]["namespace"].as<std::string>("") ==
+                   d.node["metadata"]["namespace"].as<std::string>("");
+      for (auto kv : d.node["spec"]["selector"])
+        match = match && w.pod["metadata"]["labels"][kv.first.as<std::string>()].as<std::string>("") ==
+                             kv.second.as<std::string>();
+      if (match) target = &w;
+    }
+    ASSERT_NE(target, nullptr) << d.file << ": Service " << d.Name() << " selects no workload";
+    for (auto sp : d.node["spec"]["ports"]) {
+      bool found = false;
+      for (auto c : target->pod["spec"]["containers"])
+        for (auto p : c["ports"]) found |= p["name"].as<std::string>() == sp["targetPort"].as<std::string>();
+      EXPECT_TRUE(found) << d.file << ": targetPort " << sp["targetPort"].as<std::string>();
+    }
+  }
+  EXPECT_GE(services, 2);
+}
+
+// Host paths are read-only except kubelet's device-plugin directory, where the plugin's socket goes.
+TEST(DeployManifests, HostPathsAreReadOnlyExceptKubeletsPluginDirectory) {
+  int host_paths = 0;
+  for (auto& w : Workloads()) {
+    std::map<std::string, std::string> host_path;  // volume -> host path
+    std::set<std::string> volumes;
+    for (auto v : w.pod["spec"]["volumes"]) {
+      volumes.insert(v["name"].as<std::string>());
+      if (v["hostPath"]) host_path[v["name"].as<std::string>()] = v["hostPath"]["path"].as<std::string>();
+    }
+    for (auto c : w.pod["spec"]["containers"]) {
+      for (auto m : c["volumeMounts"]) {
+        std::string name = m["name"].as<std::string>();
+        EXPECT_TRUE(volumes.count(name)) << w.doc->file << ": mount of undeclared volume " << name;
+        if (!host_path.count(name)) continue;
+        ++host_paths;
+        bool ro = m["readOnly"].as<bool>(false);
+        if (host_path[name] == "/var/lib/kubelet/device-plugins") {
+          EXPECT_FALSE(ro) << w.doc->file;
+        } else {
+          EXPECT_TRUE(ro) << w.doc->file << ": host path " << host_path[name] << " mounted writable";
+        }
+      }
+      auto sc = c["securityContext"];
+      EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>(true)) << w.doc->file;
+      EXPECT_TRUE(sc["readOnlyRootFilesystem"].as<bool>(false)) << w.doc->file;
+    }
+  }
+  EXPECT_GE(host_paths, 5);
+}
+
+TEST(DeployManifests, OneImageOfThisVersionEverywhere) {
+  const std::string image = std::string("tdxvirt/tdxvirt:") + TDXVIRT_VERSION;
+  int images = 0;
+  for (auto& w : Workloads())
+    for (auto c : w.pod["spec"]["containers"]) {
+      EXPECT_EQ(c["image"].as<std::string>(), image) << w.doc->file;
+      ++images;
+    }
+  EXPECT_EQ(images, 3);
+  for (auto& d : Docs())
+    if (d.Kind() == "ConfigMap" && d.node["data"]["settings.yaml"]) {
+      auto settings = YAML::Load(d.node["data"]["settings.yaml"].as<std::string>());
+      EXPECT_EQ(settings["sidecarImage"].as<std::string>(), image) << d.file;
+    }
+  auto version = RunTdxvirt("--version");
+  EXPECT_NE(version.out.find(TDXVIRT_VERSION), std::string::npos) << version.out;
+}
+
+const Doc& Find(const std::string& kind, const std::string& name) {
+  for (auto& d : Docs())
+    if (d.Kind() == kind && d.Name() == name) return d;
+  throw std::runtime_error("deploy/ has no " + kind + " " + name);
+}
+
+std::string KeyPem(EVP_PKEY* key) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+  PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, size_t(n));
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+nlohmann::json ReviewOf(const std::string& uid, const nlohmann::json& object) {
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request", {{"uid", uid}, {"operation", "CREATE"}, {"object", object}}}};
+}
+
+// The webhook Deployment's own arguments, with its mounts (/tls, /config) moved into a temp dir
+// and the listen address moved to loopback; the ConfigMap file is the shipped one.
+TEST(DeployManifests, WebhookDeploymentServesThePathsItsConfigurationsCall) {
+  const Doc& deployment = Find("Deployment", "tdxvirt-kubevirt-webhook");
+  const Doc& configmap = Find("ConfigMap", "tdxvirt-kubevirt-settings");
+  TempDir tmp;
+  auto tls = testing::MakeLoopbackTlsIdentity("127.0.0.1");
+  WriteFile(tmp.File("tls.crt"), tls.cert_pem);
+  WriteFile(tmp.File("tls.key"), KeyPem(tls.key.get()));
+  WriteFile(tmp.File("settings.yaml"), configmap.node["data"]["settings.yaml"].as<std::string>());
+  auto container = deployment.node["spec"]["template"]["spec"]["containers"][0];
+  std::vector<std::string> argv;
+  for (auto a : TdxvirtArgv(container)) {
+    for (const char* mount : {"/tls/", "/config/"})
+      if (auto at = a.find(std::string("=") + mount); at != std::string::npos)
+        a = a.substr(0, at + 1) + tmp.path() + "/" + a.substr(at + 1 + std::string(mount).size());
+    if (FlagName(a) == "--listen") a = "--listen=127.0.0.1:0";
+    argv.push_back(a);
+  }
+  const std::string log = tmp.File("log");
+  pid_t pid = testing::SpawnTdxvirt(argv, log);
+  ASSERT_GT(pid, 0);
+  int port = 0;
+  for (int i = 0; i < 600 && port == 0; ++i) {  // generous: a loaded 2-core machine
+    const std::string needle = "\"address\":\"127.0.0.1:";
+    std::string text = ReadAll(log);
+    if (size_t at = text.find(needle); at != std::string::npos) port = std::atoi(text.c_str() + at + needle.size());
+    else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (port == 0) kill(pid, SIGKILL);
+  ASSERT_GT(port, 0) << ReadAll(log);
+
+  httplib::SSLClient c("127.0.0.1", port);
+  c.set_ca_cert_path(tmp.File("tls.crt").c_str());
+  c.enable_server_certificate_verification(true);
+  c.set_read_timeout(30);
+  for (const char* probe : {"livenessProbe", "readinessProbe"}) {
+    auto r = c.Get(container[probe]["httpGet"]["path"].as<std::string>());
+    ASSERT_TRUE(r) << probe;
+    EXPECT_EQ(r->status, 200) << probe;
+  }
+  // The shipped settings keep the alpha gate off: a TDX VM is refused with the fix, a plain VM passes.
+  auto tdx_vm = kubevirt::ParseDocument(ReadAll(std::string(TDXVIRT_SOURCE_DIR) + "/examples/vm-tdx.yaml"), "vm");
+  ASSERT_TRUE(tdx_vm.ok()) << tdx_vm.error();
+  nlohmann::json plain_vm = *tdx_vm;
+  plain_vm["spec"]["template"]["spec"]["domain"].erase("launchSecurity");
+  plain_vm["spec"]["template"]["metadata"].erase("annotations");
+  int webhooks = 0;
+  for (const char* kind : {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}) {
+    for (auto& d : Docs()) {
+      if (d.Kind() != kind) continue;
+      for (auto wh : d.node["webhooks"]) {
+        auto svc = wh["clientConfig"]["service"];
+        EXPECT_EQ(svc["name"].as<std::string>(), deployment.Name()) << d.file;
+        EXPECT_EQ(svc["namespace"].as<std::string>(), deployment.node["metadata"]["namespace"].as<std::string>());
+        std::string path = svc["path"].as<std::string>();
+        auto review = [&](const std::string& uid, const nlohmann::json& object) {
+          auto r = c.Post(path, ReviewOf(uid, object).dump(), "application/json");
+          EXPECT_TRUE(r && r->status == 200) << path << (r ? " " + r->body : std::string(" no reply"));
+          auto body = r ? nlohmann::json::parse(r->body, nullptr, false) : nlohmann::json();
+          EXPECT_TRUE(body.is_object() && body["response"]["uid"] == uid) << path;
+          return body.is_object() ? body["response"] : nlohmann::json::object();
+        };
+        // Mutation completes a TDX VM whatever the gate says; validation is where it is refused.
+        auto tdx = review("uid-tdx", *tdx_vm);
+        if (std::string(kind) == "MutatingWebhookConfiguration") {
+          EXPECT_EQ(tdx["allowed"], true) << path << " " << tdx.dump();
+          EXPECT_EQ(tdx["patchType"], "JSONPatch") << path;
+        } else {
+          EXPECT_EQ(tdx["allowed"], false) << path << " " << tdx.dump();
+          EXPECT_NE(tdx.dump().find("featureGate: true"), std::string::npos) << path << " " << tdx.dump();
+        }
+        auto admitted = review("uid-plain", plain_vm);
+        EXPECT_EQ(admitted["allowed"], true) << path << " " << admitted.dump();
+        EXPECT_FALSE(admitted.contains("patch")) << path;
+        ++webhooks;
+      }
+    }
+  }
+  EXPECT_EQ(webhooks, 2);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(log);
+}
+
+}  // namespace
+}  // namespace tdxvirt
