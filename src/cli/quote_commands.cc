@@ -19,9 +19,11 @@ struct InspectOptions {
   bool compact = false;
 };
 
-CLI::App* AddInspect(CLI::App& parent, const std::string& what, InspectOptions& opts) {
+// FILE may also be given as `flag` (--quote, --report), the way `quote verify` takes it.
+CLI::App* AddInspect(CLI::App& parent, const std::string& what, const std::string& flag,
+                     InspectOptions& opts) {
   auto* cmd = parent.add_subcommand("inspect", "Print every field of a " + what + " as JSON");
-  cmd->add_option("FILE", opts.file, what + " file: binary, or hex text with or without 0x; - for stdin")
+  cmd->add_option("FILE," + flag, opts.file, what + " file: binary, or hex text with or without 0x; - for stdin")
       ->required();
   cmd->add_flag("--compact", opts.compact, "one line of JSON instead of indented");
   return cmd;
@@ -68,7 +70,7 @@ void AddQuoteCommands(CLI::App& app, int& exit_code) {
   auto* quote = app.add_subcommand("quote", "TD quotes (v4, v5): inspect and verify");
   quote->require_subcommand(1);
   auto quote_opts = std::make_shared<InspectOptions>();
-  AddInspect(*quote, "TD quote", *quote_opts)->callback([&exit_code, quote_opts] {
+  AddInspect(*quote, "TD quote", "--quote", *quote_opts)->callback([&exit_code, quote_opts] {
     auto data = ReadBinaryOrHex(quote_opts->file);
     if (!data.ok()) return void(exit_code = InputError(data.error()));
     auto q = evidence::ParseQuote(*data);
@@ -96,7 +98,7 @@ void AddQuoteCommands(CLI::App& app, int& exit_code) {
   auto* report = app.add_subcommand("report", "TDREPORTs (1024 bytes from TDG.MR.REPORT)");
   report->require_subcommand(1);
   auto report_opts = std::make_shared<InspectOptions>();
-  AddInspect(*report, "TDREPORT", *report_opts)->callback([&exit_code, report_opts] {
+  AddInspect(*report, "TDREPORT", "--report", *report_opts)->callback([&exit_code, report_opts] {
     auto data = ReadBinaryOrHex(report_opts->file);
     if (!data.ok()) return void(exit_code = InputError(data.error()));
     auto r = evidence::ParseTdReport(*data);

@@ -101,6 +101,10 @@ TEST(CliQuoteInspect, HexTextAndStdin) {
   auto from_stdin = RunTdxvirt("quote inspect --compact -", ToHex(raw));
   ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.err;
   EXPECT_EQ(from_stdin.out, from_bin.out);
+  // --quote, as `quote verify` takes it.
+  auto from_flag = RunTdxvirt("quote inspect --compact --quote " + dir.File("quote.hex"));
+  ASSERT_EQ(from_flag.exit_code, 0) << from_flag.err;
+  EXPECT_EQ(from_flag.out, from_bin.out);
 }
 
 TEST(CliQuoteInspect, BadInputExitsTwoWithReason) {
