@@ -216,7 +216,9 @@ Result<std::string> UrlDecode(std::string_view text) {
 }
 
 Result<std::string> PemOrUrlEncoded(std::string_view text) {
-  if (text.find("-----BEGIN") != std::string_view::npos) return std::string(text);
+  // Raw PEM has "-----BEGIN CERTIFICATE-----" with a space; URL-encoded PEM keeps the dashes and
+  // letters but has "%20" there, so the bare "-----BEGIN" would match both.
+  if (text.find("-----BEGIN CERTIFICATE-----") != std::string_view::npos) return std::string(text);
   auto decoded = UrlDecode(text);
   if (!decoded.ok()) return decoded;
   if (decoded->find("-----BEGIN CERTIFICATE-----") == std::string::npos)

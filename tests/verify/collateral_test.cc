@@ -105,8 +105,11 @@ TEST(Collateral, CrlAndChainEncodings) {
   EXPECT_EQ(*decoded, "-----BEGIN CERTIFICATE-----\nAB+C");
   EXPECT_FALSE(UrlDecode("%4").ok());
   EXPECT_FALSE(UrlDecode("%zz").ok());
-  auto pem = PemOrUrlEncoded("-----BEGIN%20CERTIFICATE-----%0A");
+  // A saved PCS header keeps the dashes and letters of the PEM line: it must still be decoded.
+  auto pem = PemOrUrlEncoded("-----BEGIN%20CERTIFICATE-----%0AAB%2BC");
   ASSERT_TRUE(pem.ok());
+  EXPECT_EQ(*pem, "-----BEGIN CERTIFICATE-----\nAB+C");
+  EXPECT_EQ(*PemOrUrlEncoded("-----BEGIN CERTIFICATE-----\nAB+C%20"), "-----BEGIN CERTIFICATE-----\nAB+C%20");
   EXPECT_FALSE(PemOrUrlEncoded("plain text").ok());
 }
 
