@@ -1,4 +1,8 @@
-// `tdxvirt sim ...`: the TDX simulator (platform PKI and collateral, TD reports, quotes).
+// `tdxvirt sim ...`: the TDX simulator (platform PKI and collateral, TD reports, quotes), and
+// `tdxvirt serve sim-pcs`: its collateral served as Intel PCS serves it.
+#include <pthread.h>
+#include <signal.h>
+
 #include <iostream>
 #include <memory>
 
@@ -7,6 +11,8 @@
 #include "cli/commands.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/log.h"
+#include "simulator/pcs.h"
 #include "simulator/platform.h"
 #include "simulator/quoting_enclave.h"
 #include "simulator/td.h"
@@ -169,6 +175,49 @@ int RunBoot(const BootOptions& o) {
   return kExitOk;
 }
 
+struct PcsOptions {
+  std::string dir;
+  std::string listen = "127.0.0.1:8081";
+  std::string port_file;
+};
+
+int RunServePcs(const PcsOptions& o) {
+  auto platform = simulator::SimPlatform::Load(o.dir);
+  if (!platform.ok()) return InputError("--sim " + o.dir + ": " + platform.error());
+  size_t colon = o.listen.rfind(':');
+  if (colon == std::string::npos) return InputError("--listen: expected HOST:PORT");
+  int port = -1;
+  try {
+    port = std::stoi(o.listen.substr(colon + 1));
+  } catch (const std::exception&) {
+  }
+  if (port < 0 || port > 65535) return InputError("--listen: port must be 0..65535");
+  // Block the stop signals before the server's threads start, so only sigwait receives them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  std::string fmspc = ToHex(platform->config().fmspc);
+  simulator::SimPcsServer server(std::move(*platform));
+  server.set_log(LogToStderr);
+  auto bound = server.Start(o.listen.substr(0, colon), port);
+  if (!bound.ok()) return InputError(bound.error());
+  if (!o.port_file.empty()) {
+    if (Status s = WriteFileAtomic(o.port_file, AsBytes(std::to_string(*bound) + "\n")); !s.ok()) {
+      server.Stop();
+      return InputError("--port-file: " + s.error());
+    }
+  }
+  LogToStderr(LogLine("info", "sim-pcs", "listening",
+                      server.base_url() + " (FMSPC " + fmspc + "; give it to --pcs)"));
+  int sig = 0;
+  sigwait(&stop, &sig);
+  server.Stop();
+  LogToStderr(LogLine("info", "sim-pcs", "stopped", ""));
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddSimCommands(CLI::App& app, int& exit_code) {
@@ -233,6 +282,15 @@ void AddSimCommands(CLI::App& app, int& exit_code) {
   boot_cmd->add_option("--firmware", boot->firmware, "TDVF image (default: the domain's <loader>)");
   boot_cmd->add_option("--out", boot->out, "TD config JSON to write (default: stdout); use with --td");
   boot_cmd->callback([&exit_code, boot] { exit_code = RunBoot(*boot); });
+
+  auto pcs = std::make_shared<PcsOptions>();
+  auto* pcs_cmd = ServeCommand(app)->add_subcommand(
+      "sim-pcs", "Serve a simulated platform's collateral as Intel PCS v4 does (plain HTTP, loopback): "
+                 "TCB Info, QE Identity, PCK CRL, root CA CRL, for --pcs of the attestation service");
+  pcs_cmd->add_option("--sim", pcs->dir, "simulator directory (sim init)")->required();
+  pcs_cmd->add_option("--listen", pcs->listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
+  pcs_cmd->add_option("--port-file", pcs->port_file, "write the bound port here once listening");
+  pcs_cmd->callback([&exit_code, pcs] { exit_code = RunServePcs(*pcs); });
 }
 
 }  // namespace tdxvirt::cli

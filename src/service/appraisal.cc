@@ -242,7 +242,7 @@ class PcsCollateralSource : public CollateralSource {
     auto it = cache_.find(key);
     if (it != cache_.end() && now < it->second.next_update) return it->second.prepared;
     auto fetched = client_.Fetch(ToHex(ext->fmspc), ca);
-    if (!fetched.ok()) return Error{"collateral for FMSPC " + ToHex(ext->fmspc) + ": " + fetched.error()};
+    if (!fetched.ok()) return Error{fetched.error()};  // names the FMSPC, the URL and the status
     Entry e{verify::PreparedCollateral::Prepare(fetched->collateral, root_), fetched->next_update};
     cache_[key] = e;
     return e.prepared;

@@ -1,6 +1,12 @@
 // The simulator from the command line: init -> report -> quote -> verify, as a person would.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -83,6 +89,47 @@ TEST(CliSim, Version5AndBadInput) {
   auto no_dir = RunTdxvirt("sim report --dir /nonexistent --out /tmp/x");
   EXPECT_EQ(no_dir.exit_code, 2);
   EXPECT_NE(no_dir.err.find("tdxvirt sim init"), std::string::npos);
+}
+
+// A person's PCS flow on the simulator: serve its collateral as PCS, fetch it with `collateral
+// fetch` as from Intel, verify a quote with what was fetched; SIGTERM ends the server cleanly.
+TEST(CliSim, ServeSimPcsFeedsCollateralFetch) {
+  testing::TempDir tmp;
+  std::string dir = tmp.File("sim");
+  ASSERT_EQ(RunTdxvirt("sim init --dir " + dir).exit_code, 0);
+  ASSERT_EQ(RunTdxvirt("sim report --dir " + dir + " --out " + tmp.File("report.bin")).exit_code, 0);
+  ASSERT_EQ(RunTdxvirt("sim quote --dir " + dir + " --report " + tmp.File("report.bin") + " --out " +
+                       tmp.File("quote.bin")).exit_code, 0);
+  pid_t pid = testing::SpawnTdxvirt({"serve", "sim-pcs", "--sim", dir, "--listen", "127.0.0.1:0",
+                                     "--port-file", tmp.File("port")}, tmp.File("log"));
+  ASSERT_GT(pid, 0);
+  int port = 0;
+  for (int i = 0; i < 600 && port == 0; ++i) {  // generous: a loaded 2-core machine
+    std::ifstream in(tmp.File("port"));
+    if (!(in >> port)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (port == 0) kill(pid, SIGKILL);
+  ASSERT_GT(port, 0);
+  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  auto fetch = RunTdxvirt("collateral fetch --quote " + tmp.File("quote.bin") + " --pcs " + url + " --out " +
+                          tmp.File("fetched/"));
+  EXPECT_EQ(fetch.exit_code, 0) << fetch.err;
+  auto verify = RunTdxvirt("quote verify --compact --quote " + tmp.File("quote.bin") + " --collateral " +
+                           tmp.File("fetched") + " --root " + dir + "/root_ca.pem");
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(json::parse(verify.out)["tcb_status"], "UpToDate");
+  auto unknown = RunTdxvirt("collateral fetch --fmspc 112233445566 --ca platform --pcs " + url + " --out " +
+                            tmp.File("none.json"));
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("404"), std::string::npos) << unknown.err;
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::ifstream log(tmp.File("log"));
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"component\":\"sim-pcs\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"event\":\"stopped\""), std::string::npos) << text;
 }
 
 }  // namespace

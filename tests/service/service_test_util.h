@@ -66,7 +66,8 @@ struct TestService {
       o.signing_key_path = use_other_key ? F().other_key : F().key;
       o.signing_chain_path = use_other_key ? F().other_chain : F().chain;
     }
-    if (o.collateral_path.empty()) o.collateral_path = F().sim_dir + "/collateral.json";
+    if (o.collateral_path.empty() && o.pcs.base_url.empty() && !o.pcs.offline)
+      o.collateral_path = F().sim_dir + "/collateral.json";
     if (o.root_pem_path.empty()) o.root_pem_path = F().sim_dir + "/root_ca.pem";
     if (o.tls_cert_path.empty()) o.plain_http = true;
     if (o.policy_dir.empty()) o.policy_dir = policies.path();
