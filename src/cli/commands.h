@@ -3,8 +3,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
 
 #include <string>
+#include <utility>
 
 #include "common/result.h"
 
@@ -20,6 +22,13 @@ Result<int64_t> ParseTimeOption(const std::string& flag, const std::string& text
 
 // Prints "tdxvirt: error: <message>" to stderr and returns kExitUsage.
 int InputError(const std::string& message);
+
+// --listen HOST:PORT ("0.0.0.0:8443", "[::1]:0"; port 0..65535, 0 = any free port).
+Result<std::pair<std::string, int>> ParseListen(const std::string& text);
+
+// Blocks SIGINT and SIGTERM in the calling thread and returns the set for sigwait. Daemons call it
+// before starting any thread, so every thread inherits the mask and only their sigwait sees them.
+sigset_t BlockStopSignals();
 
 void AddQuoteCommands(CLI::App& app, int& exit_code);
 void AddCollateralCommands(CLI::App& app, int& exit_code);

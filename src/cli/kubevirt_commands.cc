@@ -28,16 +28,6 @@ Result<std::string> ReadText(const std::string& flag, const std::string& path) {
   return std::string(tdxvirt::AsString(*b));
 }
 
-// Blocks SIGINT/SIGTERM in every thread and returns the set for sigwait.
-sigset_t BlockStopSignals() {
-  sigset_t s;
-  sigemptyset(&s);
-  sigaddset(&s, SIGINT);
-  sigaddset(&s, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &s, nullptr);
-  return s;
-}
-
 struct ReviewOptions {
   std::string file, settings, kind = "both", output = "response";
 };
@@ -174,17 +164,9 @@ int RunServeWebhook(const ServeWebhookOpts& o) {
   kubevirt::WebhookOptions wo;
   wo.cert_file = o.cert;
   wo.key_file = o.key;
-  size_t colon = o.listen.rfind(':');
-  try {
-    if (colon == std::string::npos) throw std::invalid_argument("listen");
-    wo.host = o.listen.substr(0, colon);
-    size_t used = 0;
-    wo.port = std::stoi(o.listen.substr(colon + 1), &used);
-    if (used != o.listen.size() - colon - 1 || wo.port < 0 || wo.port > 65535)
-      throw std::invalid_argument("port");
-  } catch (const std::exception&) {
-    return InputError("--listen " + o.listen + ": not HOST:PORT (e.g. 0.0.0.0:8443)");
-  }
+  auto listen = ParseListen(o.listen);
+  if (!listen.ok()) return InputError(listen.error());
+  std::tie(wo.host, wo.port) = *listen;
   sigset_t stop = BlockStopSignals();
   kubevirt::WebhookServer server(*cs, wo);
   auto port = server.Start();

@@ -1,4 +1,6 @@
 // tdxvirt: one executable, one subcommand per job. See README.md for the map.
+#include <pthread.h>
+
 #include <iostream>
 
 #include "cli/commands.h"
@@ -33,6 +35,32 @@ CLI::App* AttestCommand(CLI::App& app) {
 int InputError(const std::string& message) {
   std::cerr << "tdxvirt: error: " << message << "\n";
   return kExitUsage;
+}
+
+Result<std::pair<std::string, int>> ParseListen(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return Error{"--listen " + text + ": expected HOST:PORT"};
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = -1;
+  try {
+    size_t used = 0;
+    port = std::stoi(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1) port = -1;
+  } catch (const std::exception&) {
+  }
+  if (host.empty() || port < 0 || port > 65535)
+    return Error{"--listen " + text + ": expected HOST:PORT with a port in 0..65535"};
+  return std::pair{host, port};
+}
+
+sigset_t BlockStopSignals() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &s, nullptr);
+  return s;
 }
 
 }  // namespace tdxvirt::cli

@@ -191,24 +191,6 @@ struct AgentFlags {
   std::string listen;
 };
 
-Result<std::pair<std::string, int>> ParseListen(const std::string& text) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return Error{"--listen " + text + ": expected HOST:PORT"};
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  int port = -1;
-  try {
-    size_t used = 0;
-    port = std::stoi(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1) port = -1;
-  } catch (const std::exception&) {
-  }
-  if (host.empty() || port < 0 || port > 65535)
-    return Error{"--listen " + text + ": expected HOST:PORT with a port in 0..65535"};
-  return std::pair{host, port};
-}
-
 int RunAgent(const AgentFlags& f) {
   if (Status s = CheckRoot(f.detect.root); !s.ok()) return InputError("--host-root: " + s.error());
   if (f.poll_ms < 10 || f.poll_ms > 3600000)
@@ -224,12 +206,7 @@ int RunAgent(const AgentFlags& f) {
     listen = *l;
   }
 
-  // Block the stop signals before any thread starts, so only the signal thread receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = BlockStopSignals();  // before any thread starts
 
   DevicePluginOptions po;
   po.host_root = f.detect.root;
@@ -331,11 +308,7 @@ int RunAgent(const AgentFlags& f) {
 
 // The kubelet stand-in as a process: demos and footprint measurements of the agent.
 int RunSimKubelet(const std::string& dir, const std::string& resource) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = BlockStopSignals();
   SimKubelet kubelet({.dir = dir});
   if (Status s = kubelet.Start(); !s.ok()) return InputError(s.error());
   std::atomic<bool> stop{false};

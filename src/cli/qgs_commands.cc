@@ -88,13 +88,7 @@ int RunServe(const ServeOptions& o) {
   auto backend = MakeBackend({.sim_dir = o.sim_dir, .quote_version = o.quote_version});
   if (!backend.ok()) return InputError(backend.error());
 
-  // Block the stop signals before any thread starts, so every thread inherits the mask and only
-  // sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = BlockStopSignals();  // before any thread starts
 
   qgs::ServerOptions so;
   so.request_timeout = Millis(o.timeout_s);

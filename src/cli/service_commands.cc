@@ -76,18 +76,10 @@ int RunServe(const ServeOptions& o) {
               << "\n";
     return kExitOk;
   }
-  size_t colon = o.listen.rfind(':');
-  if (colon == std::string::npos) return InputError("--listen: expected HOST:PORT");
+  auto listen = ParseListen(o.listen);
+  if (!listen.ok()) return InputError(listen.error());
   service::ServerOptions so;
-  so.host = o.listen.substr(0, colon);
-  if (so.host.size() > 2 && so.host.front() == '[' && so.host.back() == ']')
-    so.host = so.host.substr(1, so.host.size() - 2);
-  try {
-    so.port = std::stoi(o.listen.substr(colon + 1));
-  } catch (...) {
-    return InputError("--listen: port is not a number");
-  }
-  if (so.port < 0 || so.port > 65535) return InputError("--listen: port out of range");
+  std::tie(so.host, so.port) = *listen;
   so.tls_cert_path = o.tls_cert;
   so.tls_key_path = o.tls_key;
   so.plain_http = o.plain_http;
@@ -123,11 +115,7 @@ int RunServe(const ServeOptions& o) {
   if (o.threads < 1 || o.threads > 256) return InputError("--threads must be 1..256");
   so.threads = o.threads;
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = BlockStopSignals();
 
   auto server = service::AttestationServer::Create(std::move(so));
   if (!server.ok()) return InputError(server.error());

@@ -1,8 +1,5 @@
 // `tdxvirt sim ...`: the TDX simulator (platform PKI and collateral, TD reports, quotes), and
 // `tdxvirt serve sim-pcs`: its collateral served as Intel PCS serves it.
-#include <pthread.h>
-#include <signal.h>
-
 #include <iostream>
 #include <memory>
 
@@ -184,24 +181,13 @@ struct PcsOptions {
 int RunServePcs(const PcsOptions& o) {
   auto platform = simulator::SimPlatform::Load(o.dir);
   if (!platform.ok()) return InputError("--sim " + o.dir + ": " + platform.error());
-  size_t colon = o.listen.rfind(':');
-  if (colon == std::string::npos) return InputError("--listen: expected HOST:PORT");
-  int port = -1;
-  try {
-    port = std::stoi(o.listen.substr(colon + 1));
-  } catch (const std::exception&) {
-  }
-  if (port < 0 || port > 65535) return InputError("--listen: port must be 0..65535");
-  // Block the stop signals before the server's threads start, so only sigwait receives them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto listen = ParseListen(o.listen);
+  if (!listen.ok()) return InputError(listen.error());
+  sigset_t stop = BlockStopSignals();  // before the server's threads start
   std::string fmspc = ToHex(platform->config().fmspc);
   simulator::SimPcsServer server(std::move(*platform));
   server.set_log(LogToStderr);
-  auto bound = server.Start(o.listen.substr(0, colon), port);
+  auto bound = server.Start(listen->first, listen->second);
   if (!bound.ok()) return InputError(bound.error());
   if (!o.port_file.empty()) {
     if (Status s = WriteFileAtomic(o.port_file, AsBytes(std::to_string(*bound) + "\n")); !s.ok()) {

@@ -72,8 +72,6 @@ class ServiceE2e : public ::testing::Test {
   // Waits (generously) until the service knows policy `id`.
   void WaitForPolicy(const std::string& id) {
     for (int i = 0; i < 600; ++i) {
-      auto set = svc_.server->appraiser().options().issuer.empty() ? nullptr : nullptr;
-      (void)set;
       auto r = Post(svc_, "/appraisal/v2/attest", R"({"tdx":{"quote":"AAAA"},"policy_ids":[")" + id + "\"]}");
       if (!Contains(Message(r), "unknown policy id")) return;
       std::this_thread::sleep_for(50ms);
