@@ -5,7 +5,6 @@
 #include <openssl/x509.h>
 
 #include <cctype>
-#include <cstdio>
 
 #include "common/hex.h"
 #include "common/http_listen.h"
@@ -29,7 +28,7 @@ PcsReply SignedJson(std::string_view key, const std::string& text, const ByteArr
   r.content_type = "application/json";
   // The signed member's exact text, then its signature: the shape PCS returns.
   r.body = "{\"" + std::string(key) + "\":" + text + ",\"signature\":\"" + ToHex(signature) + "\"}";
-  r.headers.push_back({chain_header, PercentEncode(chain)});
+  r.headers.push_back({chain_header, verify::UrlEncode(chain)});
   return r;
 }
 
@@ -51,21 +50,6 @@ std::string Param(const std::map<std::string, std::string>& q, const std::string
 }
 
 }  // namespace
-
-std::string PercentEncode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() * 3);
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(char(c));
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 PcsReply AnswerPcsRequest(const SimPlatform& platform, std::string_view path,
                           const std::map<std::string, std::string>& query) {
@@ -103,7 +87,7 @@ PcsReply AnswerPcsRequest(const SimPlatform& platform, std::string_view path,
       r.content_type = "application/x-pem-file";
       r.body = *pem;
     }
-    r.headers.push_back({"SGX-PCK-CRL-Issuer-Chain", PercentEncode(c.pck_crl_issuer_chain)});
+    r.headers.push_back({"SGX-PCK-CRL-Issuer-Chain", verify::UrlEncode(c.pck_crl_issuer_chain)});
     return r;
   }
   if (path == "/sgx/certification/v4/rootcacrl") {

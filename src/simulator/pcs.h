@@ -38,9 +38,6 @@ struct PcsReply {
 PcsReply AnswerPcsRequest(const SimPlatform& platform, std::string_view path,
                           const std::map<std::string, std::string>& query);
 
-// Percent-encoding as PCS applies it to issuer-chain headers (all but unreserved characters).
-std::string PercentEncode(std::string_view text);
-
 // AnswerPcsRequest over plain HTTP on loopback (the simulator never leaves the machine).
 class SimPcsServer {
  public:

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
+#include <cstdio>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -194,6 +196,21 @@ Result<Bytes> CrlBytes(ByteSpan data) {
   if (!decoded.ok()) return Error{"CRL is neither DER nor hex text of DER: " + decoded.error()};
   if (decoded->empty() || (*decoded)[0] != 0x30) return Error{"CRL hex text does not hold DER"};
   return decoded;
+}
+
+std::string UrlEncode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(char(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
 }
 
 Result<std::string> UrlDecode(std::string_view text) {

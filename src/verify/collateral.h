@@ -69,6 +69,8 @@ Result<std::string_view> RawJsonMember(std::string_view object_text, std::string
 Result<Bytes> CrlBytes(ByteSpan data);
 // Percent-decoding of an issuer-chain header value ('+' is not special in these headers).
 Result<std::string> UrlDecode(std::string_view text);
+// Percent-encoding as PCS applies it to issuer-chain headers: all but unreserved characters.
+std::string UrlEncode(std::string_view text);
 // A PEM chain given raw or URL-encoded (as in a saved header).
 Result<std::string> PemOrUrlEncoded(std::string_view text);
 

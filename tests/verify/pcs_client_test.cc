@@ -48,21 +48,6 @@ std::string Text(const std::string& relative) {
   return std::string(AsString(b));
 }
 
-// Percent-encodes everything but unreserved characters, as PCS encodes issuer chains.
-std::string UrlEncode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(char(c));
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out;
-}
-
 // The exact text of the signed member: what PCS signed and what the client must keep.
 std::string SignedMember(const std::string& body, const std::string& key) {
   std::string prefix = "{\"" + key + "\":";
