@@ -16,6 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   s.feature_gate = true;
   for (ReviewKind k : {ReviewKind::kValidate, ReviewKind::kMutate, ReviewKind::kBoth}) {
     auto r = Review(text, s, k);
+    // Output as the CLI and the webhook write it: dump() throws on strings that are not UTF-8.
+    if (r.ok()) (void)r->response.dump();
     if (r.ok() && k == ReviewKind::kBoth && r->allowed && r->is_tdx) {
       auto d = RenderDomain(r->mutated, s);
       (void)d;

@@ -134,7 +134,8 @@ nlohmann::ordered_json LabelsJson(const LabelSet& labels) {
 int RunDetect(const DetectFlags& f) {
   if (Status s = CheckRoot(f.root); !s.ok()) return InputError("--root: " + s.error());
   TdxDetection d = DetectTdx(f.root, ToOptions(f));
-  std::cout << ToJson(d).dump(2) << "\n";
+  // Host files may hold any bytes; replace what is not UTF-8 rather than throw.
+  std::cout << ToJson(d).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return d.ready ? kExitOk : kExitNegative;
 }
 
@@ -151,7 +152,7 @@ int RunLabel(const DetectFlags& f, const KubeFlags& k) {
   nlohmann::ordered_json j;
   j["labels"] = LabelsJson(labels);
   j["summary"] = d.summary;
-  std::cout << j.dump(2) << "\n";
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return kExitOk;
 }
 
@@ -286,7 +287,7 @@ int RunAgent(const AgentFlags& f) {
         if (Status s = Publish(*sink, labels); s.ok()) {
           published = labels;
           ++label_publishes;
-          LogToStderr(LogLine("info", "labels", "published", LabelsJson(labels).dump()));
+          LogToStderr(LogLine("info", "labels", "published", LabelsJson(labels).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
         } else {
           ++label_errors;
           LogToStderr(LogLine("warn", "labels", "publish_error", s.error()));

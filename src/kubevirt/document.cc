@@ -6,6 +6,8 @@
 #include <cmath>
 #include <regex>
 
+#include "common/utf8.h"
+
 namespace tdxvirt::kubevirt {
 
 namespace {
@@ -91,6 +93,13 @@ struct Converter {
   std::string what;
   size_t nodes = 0;
 
+  // JSON strings must be UTF-8 (dump() throws otherwise); YAML passes raw bytes and escapes through.
+  Status CheckUtf8(const std::string& s, const YAML::Node& n) const {
+    if (!FirstInvalidUtf8(s)) return OkStatus();
+    return Error{what + ": line " + std::to_string(n.Mark().line + 1) + ", column " +
+                 std::to_string(n.Mark().column + 1) + ": not valid UTF-8; save the document as UTF-8"};
+  }
+
   Result<Json> Convert(const YAML::Node& n, int depth) {
     if (++nodes > kMaxDocumentNodes)
       return Error{what + ": more than " + std::to_string(kMaxDocumentNodes) +
@@ -104,6 +113,7 @@ struct Converter {
       case YAML::NodeType::Scalar: {
         const std::string& tag = n.Tag();
         const std::string& s = n.Scalar();
+        if (auto s_ok = CheckUtf8(s, n); !s_ok.ok()) return Error{s_ok.error()};
         if (tag == "!" || tag == "tag:yaml.org,2002:str") return Json(s);
         return ResolvePlainScalar(s);
       }
@@ -123,6 +133,7 @@ struct Converter {
             return Error{what + ": a mapping key at line " + std::to_string(kv.first.Mark().line + 1) +
                          " is not a plain string"};
           std::string key = kv.first.Scalar();
+          if (auto k_ok = CheckUtf8(key, kv.first); !k_ok.ok()) return Error{k_ok.error()};
           if (out.contains(key))
             return Error{what + ": duplicate key \"" + key + "\" at line " +
                          std::to_string(kv.first.Mark().line + 1)};

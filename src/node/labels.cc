@@ -78,7 +78,7 @@ std::string NodeLabelsMergePatch(const LabelSet& labels) {
   for (const auto& [name, value] : labels) l[name] = value ? nlohmann::ordered_json(*value) : nullptr;
   nlohmann::ordered_json patch;
   patch["metadata"]["labels"] = l;
-  return patch.dump();
+  return patch.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Result<KubeApiConfig> InClusterConfig(const std::string& sa_dir) {

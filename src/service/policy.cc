@@ -9,6 +9,7 @@
 #include "common/file.h"
 #include "common/hex.h"
 #include "common/openssl.h"
+#include "common/utf8.h"
 #include "verify/tcb_info.h"
 
 namespace tdxvirt::service {
@@ -24,6 +25,9 @@ Result<nlohmann::json> YamlToJson(const YAML::Node& n, int depth = 0) {
       return nlohmann::json();
     case YAML::NodeType::Scalar: {
       const std::string& s = n.Scalar();
+      // JSON strings must be UTF-8 (dump() throws otherwise); YAML passes raw bytes through.
+      if (FirstInvalidUtf8(s))
+        return Error{"line " + std::to_string(n.Mark().line + 1) + ": not valid UTF-8; save the file as UTF-8"};
       if (n.Tag() != "!") {  // not quoted
         if (s == "true" || s == "True" || s == "TRUE") return nlohmann::json(true);
         if (s == "false" || s == "False" || s == "FALSE") return nlohmann::json(false);
@@ -45,6 +49,8 @@ Result<nlohmann::json> YamlToJson(const YAML::Node& n, int depth = 0) {
       nlohmann::json o = nlohmann::json::object();
       for (const auto& kv : n) {
         if (!kv.first.IsScalar()) return Error{"keys must be scalars"};
+        if (FirstInvalidUtf8(kv.first.Scalar()))
+          return Error{"line " + std::to_string(kv.first.Mark().line + 1) + ": not valid UTF-8; save the file as UTF-8"};
         auto v = YamlToJson(kv.second, depth + 1);
         if (!v.ok()) return v;
         o[kv.first.Scalar()] = std::move(*v);

@@ -158,6 +158,18 @@ TEST(AdmissionRules, EachRuleHasItsOwnMessage) {
   }
 }
 
+// A manifest byte that is not UTF-8 is refused where it is read (its dump() in the response used
+// to throw and abort `admission review`).
+TEST(AdmissionRules, NonUtf8ManifestIsAnErrorWithItsLine) {
+  const std::string manifest =
+      "apiVersion: kubevirt.io/v1\nkind: VirtualMachineInstance\nmetadata:\n  name: x\n"
+      "  annotations:\n    tdx.tdxvirt.io/qgs: \"vsock:\x9e\"\nspec:\n  domain: {}\n";
+  auto r = Review(manifest, testing::GateOn(), ReviewKind::kBoth);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("line 6"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("not valid UTF-8"), std::string::npos) << r.error();
+}
+
 TEST(AdmissionRules, FeatureGateOffDenies) {
   ReviewResult r = Validate(BaseVmi(), ClusterSettings{});
   ASSERT_EQ(r.denials.size(), 1u);

@@ -299,5 +299,17 @@ TEST(NodeCli, DetectPrintsJsonAndExitCodes) {
   EXPECT_NE(r.err.find("--root"), std::string::npos) << r.err;
 }
 
+// Host files can hold any bytes; the JSON report replaces what is not UTF-8 instead of aborting.
+TEST(NodeCli, DetectReportsHostFilesThatAreNotUtf8) {
+  TempDir root;
+  ASSERT_TRUE(WriteSimulatedTdxHost(root.path(), {.keys = 8}).ok());
+  tdxvirt::testing::WriteFile(root.File("sys/module/kvm_intel/parameters/tdx"), "\xff\xfe\n");
+  auto r = RunTdxvirt("node detect --root " + root.path());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["ready"], false);
+}
+
 }  // namespace
 }  // namespace tdxvirt::node

@@ -46,6 +46,10 @@ TEST(Policy, ErrorsNameTheFieldAndTheFix) {
       {"{\"id\": ", "not valid JSON"},
       {"id: [unclosed\n", "not valid YAML"},
       {"- a\n- b\n", "expected a mapping"},
+      // Found by fuzz_service: a non-UTF-8 byte reached an error message's json dump() and threw.
+      {"id: p\ntcb_status: [UpTo\x9e]\n", "line 2: not valid UTF-8"},
+      {"id: p\n\xff: 1\n", "line 2: not valid UTF-8"},
+      {"id: p\ndescription: \"\\ud800\"\n", "invalid unicode"},  // yaml-cpp refuses surrogates itself
   };
   for (const auto& c : cases) {
     auto p = ParsePolicy(c.text, "f.yaml");
