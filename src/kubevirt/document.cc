@@ -92,6 +92,14 @@ Json ResolvePlainScalar(const std::string& s) {
 struct Converter {
   std::string what;
   size_t nodes = 0;
+  size_t bytes = 0;  // scalar and key text converted so far, aliases expanded
+
+  Status Count(const std::string& text) {
+    bytes += text.size();
+    if (bytes <= kMaxExpandedBytes) return OkStatus();
+    return Error{what + ": YAML aliases expand to more than " + std::to_string(kMaxExpandedBytes >> 20) +
+                 " MiB of text; give a smaller document"};
+  }
 
   // JSON strings must be UTF-8 (dump() throws otherwise); YAML passes raw bytes and escapes through.
   Status CheckUtf8(const std::string& s, const YAML::Node& n) const {
@@ -114,6 +122,7 @@ struct Converter {
         const std::string& tag = n.Tag();
         const std::string& s = n.Scalar();
         if (auto s_ok = CheckUtf8(s, n); !s_ok.ok()) return Error{s_ok.error()};
+        if (auto c = Count(s); !c.ok()) return Error{c.error()};
         if (tag == "!" || tag == "tag:yaml.org,2002:str") return Json(s);
         return ResolvePlainScalar(s);
       }
@@ -134,6 +143,7 @@ struct Converter {
                          " is not a plain string"};
           std::string key = kv.first.Scalar();
           if (auto k_ok = CheckUtf8(key, kv.first); !k_ok.ok()) return Error{k_ok.error()};
+          if (auto c = Count(key); !c.ok()) return Error{c.error()};
           if (out.contains(key))
             return Error{what + ": duplicate key \"" + key + "\" at line " +
                          std::to_string(kv.first.Mark().line + 1)};

@@ -21,6 +21,9 @@ using Json = nlohmann::json;
 inline constexpr size_t kMaxDocumentBytes = 4 << 20;
 inline constexpr int kMaxDocumentDepth = 64;
 inline constexpr size_t kMaxDocumentNodes = 200000;
+// Text of all scalars and keys after YAML aliases are expanded: aliases repeat a long scalar for the
+// cost of a few bytes each, so the node count alone does not bound memory.
+inline constexpr size_t kMaxExpandedBytes = 4 * kMaxDocumentBytes;
 
 // Parses one document: JSON when the first non-blank character is '{' or '[', YAML otherwise.
 // A YAML stream must hold exactly one non-empty document (`---` separators are fine).
