@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "common/utf8.h"
+#include "common/yaml_guard.h"
 
 namespace tdxvirt::kubevirt {
 
@@ -194,6 +195,7 @@ Result<Json> ParseDocument(std::string_view text, std::string_view what_view) {
       return Error{what + ": nesting deeper than " + std::to_string(kMaxDocumentDepth) + " levels"};
     return j;
   }
+  if (auto s = CheckYamlBlockCommas(text, what); !s.ok()) return Error{s.error()};
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(text));

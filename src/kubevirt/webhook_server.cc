@@ -43,7 +43,11 @@ struct WebhookServer::Impl {
   void Handle(const std::string& endpoint, ReviewKind kind, const httplib::Request& req,
               httplib::Response& res) {
     auto start = std::chrono::steady_clock::now();
-    auto r = Review(req.body, settings, kind);
+    // The API server sends AdmissionReview JSON; YAML is for files, never for network input.
+    size_t first = req.body.find_first_not_of(" \t\r\n");
+    Result<ReviewResult> r = first == std::string::npos || req.body[first] != '{'
+                                 ? Result<ReviewResult>(Error{"the body must be an AdmissionReview JSON object"})
+                                 : Review(req.body, settings, kind);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!r.ok()) {
       res.status = 400;

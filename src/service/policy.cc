@@ -10,6 +10,7 @@
 #include "common/hex.h"
 #include "common/openssl.h"
 #include "common/utf8.h"
+#include "common/yaml_guard.h"
 #include "verify/tcb_info.h"
 
 namespace tdxvirt::service {
@@ -107,6 +108,7 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
     j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) return fail("not valid JSON");
   } else {
+    if (Status guard = CheckYamlBlockCommas(text, "not valid YAML"); !guard.ok()) return fail(guard.error());
     try {
       auto y = YamlToJson(YAML::Load(std::string(text)));
       if (!y.ok()) return fail(y.error());

@@ -109,6 +109,17 @@ TEST_F(WebhookFixture, MutateThenValidateOverHttps) {
             std::string::npos) << metrics->body;
 }
 
+// Network input is JSON only: YAML parsing is for files (and yaml-cpp has loops on bad YAML).
+TEST_F(WebhookFixture, ABodyThatIsNotJsonIs400) {
+  auto c = Client();
+  for (const char* body : {",\n", "apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\n", ""}) {
+    auto res = c->Post("/validate", body, "application/json");
+    ASSERT_TRUE(res) << body;
+    EXPECT_EQ(res->status, 400) << body;
+    EXPECT_NE(res->body.find("AdmissionReview JSON"), std::string::npos) << res->body;
+  }
+}
+
 TEST_F(WebhookFixture, PlainHttpIsRefused) {
   httplib::Client plain("127.0.0.1", port);
   plain.set_connection_timeout(30);

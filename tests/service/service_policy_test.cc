@@ -50,6 +50,7 @@ TEST(Policy, ErrorsNameTheFieldAndTheFix) {
       {"id: p\ntcb_status: [UpTo\x9e]\n", "line 2: not valid UTF-8"},
       {"id: p\n\xff: 1\n", "line 2: not valid UTF-8"},
       {"id: p\ndescription: \"\\ud800\"\n", "invalid unicode"},  // yaml-cpp refuses surrogates itself
+      {"id: p\n- a\n,\n", "line 3: a ',' cannot start a value"},  // yaml-cpp would loop on it
   };
   for (const auto& c : cases) {
     auto p = ParsePolicy(c.text, "f.yaml");
