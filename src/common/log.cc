@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -35,6 +36,7 @@ void LogToStderr(const std::string& line) {
   size_t left = l.size();
   while (left > 0) {
     ssize_t n = write(STDERR_FILENO, p, left);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // stderr closed: nothing better to do with a log line
     p += n;
     left -= size_t(n);

@@ -14,7 +14,7 @@ namespace tdxvirt::simulator {
 
 namespace {
 
-PcsReply Status(int status, std::string message) {
+PcsReply Refusal(int status, std::string message) {
   PcsReply r;
   r.status = status;
   r.content_type = "text/plain";
@@ -58,11 +58,11 @@ PcsReply AnswerPcsRequest(const SimPlatform& platform, std::string_view path,
     std::string fmspc = Param(query, "fmspc");
     bool hex = fmspc.size() == 12;
     for (char ch : fmspc) hex = hex && std::isxdigit(static_cast<unsigned char>(ch));
-    if (!hex) return Status(400, "fmspc: expected 12 hex digits");
+    if (!hex) return Refusal(400, "fmspc: expected 12 hex digits");
     std::string ours = ToHex(platform.config().fmspc);
     for (size_t i = 0; i < fmspc.size(); ++i)
       if (std::tolower(static_cast<unsigned char>(fmspc[i])) != ours[i])
-        return Status(404, "no TCB info for FMSPC " + fmspc + " (this simulated platform is " + ours + ")");
+        return Refusal(404, "no TCB info for FMSPC " + fmspc + " (this simulated platform is " + ours + ")");
     return SignedJson("tcbInfo", c.tcb_info, c.tcb_info_signature, "TCB-Info-Issuer-Chain",
                       c.tcb_info_issuer_chain);
   }
@@ -72,18 +72,18 @@ PcsReply AnswerPcsRequest(const SimPlatform& platform, std::string_view path,
                       c.qe_identity_issuer_chain.empty() ? c.tcb_info_issuer_chain : c.qe_identity_issuer_chain);
   if (path == "/sgx/certification/v4/pckcrl") {
     std::string ca = Param(query, "ca"), encoding = Param(query, "encoding");
-    if (ca != "platform" && ca != "processor") return Status(400, "ca: expected platform or processor");
+    if (ca != "platform" && ca != "processor") return Refusal(400, "ca: expected platform or processor");
     // The simulated PCK certificates are issued by a Platform CA only.
-    if (ca != "platform") return Status(404, "no CRL for ca=" + ca + " on this simulated platform");
+    if (ca != "platform") return Refusal(404, "no CRL for ca=" + ca + " on this simulated platform");
     if (!encoding.empty() && encoding != "der" && encoding != "pem")
-      return Status(400, "encoding: expected der or pem");
+      return Refusal(400, "encoding: expected der or pem");
     PcsReply r;
     r.content_type = "application/pkix-crl";
     if (encoding == "der") {
       r.body.assign(c.pck_crl.begin(), c.pck_crl.end());
     } else {
       auto pem = CrlPem(c.pck_crl);
-      if (!pem.ok()) return Status(500, pem.error());
+      if (!pem.ok()) return Refusal(500, pem.error());
       r.content_type = "application/x-pem-file";
       r.body = *pem;
     }
@@ -96,7 +96,7 @@ PcsReply AnswerPcsRequest(const SimPlatform& platform, std::string_view path,
     r.body = ToHex(c.root_ca_crl);
     return r;
   }
-  return Status(404, "not a PCS path this simulator serves");
+  return Refusal(404, "not a PCS path this simulator serves");
 }
 
 SimPcsServer::SimPcsServer(SimPlatform platform) : platform_(std::move(platform)) {}

@@ -51,7 +51,7 @@ class SimPcsServer {
   void Stop();
   std::string base_url() const;
   uint64_t requests() const { return requests_.load(); }
-  // Each request as one JSON line (method, path, status); default: none.
+  // Each request as one JSON line (path, status); default: none. Set before Start().
   void set_log(std::function<void(const std::string&)> log) { log_ = std::move(log); }
 
  private:
