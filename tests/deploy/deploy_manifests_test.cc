@@ -161,11 +161,12 @@ TEST(DeployManifests, ProbesListenFlagAndServicesAgreeOnPorts) {
   }
   // Each Service selects a workload in its namespace and targets one of its named ports.
   int services = 0;
+  const std::vector<Workload> workloads = Workloads();  // `target` points into it
   for (auto& d : Docs()) {
     if (d.Kind() != "Service") continue;
     ++services;
     const Workload* target = nullptr;
-    for (auto& w : Workloads()) {
+    for (auto& w : workloads) {
       bool match = w.doc->node["metadata"]["namespace"].as<std::string>("") ==
                    d.node["metadata"]["namespace"].as<std::string>("");
       for (auto kv : d.node["spec"]["selector"])
