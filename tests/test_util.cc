@@ -10,10 +10,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "common/file.h"
 
@@ -35,6 +38,30 @@ pid_t SpawnTdxvirt(const std::vector<std::string>& args, const std::string& err_
     _exit(127);
   }
   return pid;
+}
+
+int TerminateAndWait(pid_t pid) {
+  kill(pid, SIGTERM);
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string ReadFileText(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+int WaitForLoggedPort(const std::string& log_path, pid_t pid) {
+  const std::string needle = "\"address\":\"127.0.0.1:";
+  for (int i = 0; i < 600; ++i) {
+    std::string log = ReadFileText(log_path);
+    if (size_t at = log.find(needle); at != std::string::npos) return std::atoi(log.c_str() + at + needle.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return 0;
 }
 
 TlsIdentity MakeLoopbackTlsIdentity(const std::string& common_name) {

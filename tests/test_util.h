@@ -27,6 +27,13 @@ CommandResult RunTdxvirt(const std::string& args, const std::string& stdin_text 
 // Starts `tdxvirt args...` in the background (stdin /dev/null, stderr to `err_path`); the child
 // gets SIGTERM if the test process dies, so a test killed by its timeout leaves no server behind.
 pid_t SpawnTdxvirt(const std::vector<std::string>& args, const std::string& err_path);
+// Sends SIGTERM to a spawned daemon and reaps it: its exit code, or -1 if a signal ended it.
+int TerminateAndWait(pid_t pid);
+// Polls a daemon's log (generously: a loaded 2-core machine) for the port it logged after
+// `"address":"127.0.0.1:`; 0 when it never appears (the daemon is then killed).
+int WaitForLoggedPort(const std::string& log_path, pid_t pid);
+// A whole text file ("" when missing).
+std::string ReadFileText(const std::string& path);
 
 // A self-signed P-256 certificate for 127.0.0.1 (CA:TRUE, so clients can trust it directly): the
 // identity of loopback HTTPS peers in tests.

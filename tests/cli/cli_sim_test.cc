@@ -122,12 +122,8 @@ TEST(CliSim, ServeSimPcsFeedsCollateralFetch) {
                             tmp.File("none.json"));
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.err.find("404"), std::string::npos) << unknown.err;
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  std::ifstream log(tmp.File("log"));
-  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(testing::TerminateAndWait(pid), 0);
+  std::string text = tdxvirt::testing::ReadFileText(tmp.File("log"));
   EXPECT_NE(text.find("\"component\":\"sim-pcs\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"event\":\"stopped\""), std::string::npos) << text;
 }

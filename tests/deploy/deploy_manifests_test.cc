@@ -248,11 +248,6 @@ std::string KeyPem(EVP_PKEY* key) {
   return std::string(data, size_t(n));
 }
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 nlohmann::json ReviewOf(const std::string& uid, const nlohmann::json& object) {
   return {{"apiVersion", "admission.k8s.io/v1"},
           {"kind", "AdmissionReview"},
@@ -281,15 +276,8 @@ TEST(DeployManifests, WebhookDeploymentServesThePathsItsConfigurationsCall) {
   const std::string log = tmp.File("log");
   pid_t pid = testing::SpawnTdxvirt(argv, log);
   ASSERT_GT(pid, 0);
-  int port = 0;
-  for (int i = 0; i < 600 && port == 0; ++i) {  // generous: a loaded 2-core machine
-    const std::string needle = "\"address\":\"127.0.0.1:";
-    std::string text = ReadAll(log);
-    if (size_t at = text.find(needle); at != std::string::npos) port = std::atoi(text.c_str() + at + needle.size());
-    else std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (port == 0) kill(pid, SIGKILL);
-  ASSERT_GT(port, 0) << ReadAll(log);
+  int port = testing::WaitForLoggedPort(log, pid);
+  ASSERT_GT(port, 0) << tdxvirt::testing::ReadFileText(log);
 
   httplib::SSLClient c("127.0.0.1", port);
   c.set_ca_cert_path(tmp.File("tls.crt").c_str());
@@ -301,7 +289,7 @@ TEST(DeployManifests, WebhookDeploymentServesThePathsItsConfigurationsCall) {
     EXPECT_EQ(r->status, 200) << probe;
   }
   // The shipped settings keep the alpha gate off: a TDX VM is refused with the fix, a plain VM passes.
-  auto tdx_vm = kubevirt::ParseDocument(ReadAll(std::string(TDXVIRT_SOURCE_DIR) + "/examples/vm-tdx.yaml"), "vm");
+  auto tdx_vm = kubevirt::ParseDocument(tdxvirt::testing::ReadFileText(std::string(TDXVIRT_SOURCE_DIR) + "/examples/vm-tdx.yaml"), "vm");
   ASSERT_TRUE(tdx_vm.ok()) << tdx_vm.error();
   nlohmann::json plain_vm = *tdx_vm;
   plain_vm["spec"]["template"]["spec"]["domain"].erase("launchSecurity");
@@ -339,10 +327,7 @@ TEST(DeployManifests, WebhookDeploymentServesThePathsItsConfigurationsCall) {
     }
   }
   EXPECT_EQ(webhooks, 2);
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadAll(log);
+  EXPECT_EQ(testing::TerminateAndWait(pid), 0) << tdxvirt::testing::ReadFileText(log);
 }
 
 }  // namespace

@@ -214,12 +214,8 @@ TEST(ServeHookCli, AnswersOnItsSocketAndStopsOnSigterm) {
   ASSERT_TRUE(stub->Info(WithDeadline(c), p, &r).ok());
   ASSERT_EQ(r.versions_size(), 1);
   EXPECT_EQ(r.versions(0), "v1alpha3");
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  std::ifstream in(tmp.File("log"));
-  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(testing::TerminateAndWait(pid), 0);
+  std::string log = tdxvirt::testing::ReadFileText(tmp.File("log"));
   EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
   EXPECT_NE(access(socket.c_str(), F_OK), 0);  // the socket file is removed
 }

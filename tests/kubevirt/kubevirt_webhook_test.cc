@@ -151,31 +151,13 @@ TEST(WebhookCli, ServesAndStopsOnSigterm) {
   testing::TempDir tmp;
   MakeCert(tmp);
   testing::WriteFile(tmp.File("settings.yaml"), "featureGate: true\n");
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string log = tmp.File("log");
-    FILE* f = freopen(log.c_str(), "w", stderr);
-    (void)f;
-    execl(TDXVIRT_BIN, "tdxvirt", "serve", "webhook", "--tls-cert", tmp.File("tls.crt").c_str(),
-          "--tls-key", tmp.File("tls.key").c_str(), "--listen", "127.0.0.1:0", "--settings",
-          tmp.File("settings.yaml").c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  pid_t pid = testing::SpawnTdxvirt({"serve", "webhook", "--tls-cert", tmp.File("tls.crt"), "--tls-key",
+                                     tmp.File("tls.key"), "--listen", "127.0.0.1:0", "--settings",
+                                     tmp.File("settings.yaml")},
+                                    tmp.File("log"));
   // The daemon binds port 0 and logs the port it got.
-  auto read_log = [&] {
-    std::ifstream in(tmp.File("log"));
-    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  };
-  int port = 0;
-  for (int i = 0; i < 600 && port == 0; ++i) {  // generous: a loaded 2-core machine
-    std::string log = read_log();
-    const std::string needle = "\"address\":\"127.0.0.1:";
-    size_t at = log.find(needle);
-    if (at != std::string::npos) port = std::atoi(log.c_str() + at + needle.size());
-    else std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (port == 0) kill(pid, SIGKILL);
-  ASSERT_GT(port, 0) << read_log();
+  int port = testing::WaitForLoggedPort(tmp.File("log"), pid);
+  ASSERT_GT(port, 0) << tdxvirt::testing::ReadFileText(tmp.File("log"));
   httplib::SSLClient c("127.0.0.1", port);
   c.enable_server_certificate_verification(false);
   c.set_connection_timeout(5);
@@ -186,13 +168,8 @@ TEST(WebhookCli, ServesAndStopsOnSigterm) {
     if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(up);
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-  std::ifstream in(tmp.File("log"));
-  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(testing::TerminateAndWait(pid), 0);
+  std::string log = tdxvirt::testing::ReadFileText(tmp.File("log"));
   EXPECT_NE(log.find("\"component\":\"kubevirt-webhook\""), std::string::npos) << log;
   EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
 }
