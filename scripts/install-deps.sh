@@ -8,7 +8,8 @@ packages=(
   libssl-dev            # OpenSSL 3: all crypto, X.509, TLS
   nlohmann-json3-dev    # JSON
   libcli11-dev          # command line
-  libcpp-httplib-dev    # HTTP(S) client and server (PCS/PCCS client, test servers)
+  libcpp-httplib-dev    # HTTP(S) client (PCS/PCCS, Kubernetes API) and test peers
+  libboost-dev          # Boost.Beast/Asio: the daemons' HTTP(S) server (src/http)
   libyaml-cpp-dev       # YAML (manifests, policies)
   libpugixml-dev        # libvirt domain XML
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # kubelet + KubeVirt hooks
