@@ -11,11 +11,10 @@
 #include <mutex>
 #include <thread>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "common/http_listen.h"
+#include "http/server.h"
 #include "common/log.h"
 #include "node/device_plugin.h"
 #include "node/host.h"
@@ -231,25 +230,31 @@ int RunAgent(const AgentFlags& f) {
     plugin.WakeWaiters();
   });
 
-  std::unique_ptr<httplib::Server> http;
-  std::thread http_thread;
+  std::unique_ptr<http::Server> http;
   if (listen) {
-    http = std::make_unique<httplib::Server>();
-    http->new_task_queue = [] { return new httplib::ThreadPool(1); };  // probes and scrapes only
-    http->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("ok\n", "text/plain");
-    });
-    http->Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
+    using Req = http::Request;
+    using Res = http::Response;
+    std::vector<http::Route> routes;
+    auto probe = [&](std::string path, http::Handler h) {
+      http::Route r;
+      r.method = "GET";
+      r.path = std::move(path);
+      r.handler = std::move(h);
+      r.inline_io = true;  // probes and scrapes only, all cheap
+      routes.push_back(std::move(r));
+    };
+    probe("/healthz", [](const Req&, Res& res) { res.Set(200, "ok\n", "text/plain"); });
+    probe("/readyz", [&](const Req&, Res& res) {
       PluginState s = plugin.state();
       bool ready = s.serving && s.registered;
-      res.status = ready ? 200 : 503;
-      res.set_content(ready ? "ready\n"
-                            : std::string("not ready: ") +
-                                  (s.serving ? "not registered with kubelet" : "not serving") +
-                                  (s.last_error.empty() ? "" : " (" + s.last_error + ")") + "\n",
-                      "text/plain");
+      res.Set(ready ? 200 : 503,
+              ready ? "ready\n"
+                    : std::string("not ready: ") +
+                          (s.serving ? "not registered with kubelet" : "not serving") +
+                          (s.last_error.empty() ? "" : " (" + s.last_error + ")") + "\n",
+              "text/plain");
     });
-    http->Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+    probe("/metrics", [&](const Req&, Res& res) {
       std::string m = RenderMetrics(plugin.state(), f.resource);
       m += "# HELP tdxvirt_node_label_publishes_total Label sets published.\n"
            "# TYPE tdxvirt_node_label_publishes_total counter\n"
@@ -257,22 +262,36 @@ int RunAgent(const AgentFlags& f) {
       m += "# HELP tdxvirt_node_label_errors_total Failed label publications.\n"
            "# TYPE tdxvirt_node_label_errors_total counter\n"
            "tdxvirt_node_label_errors_total " + std::to_string(label_errors.load()) + "\n";
-      res.set_content(m, "text/plain; version=0.0.4");
+      if (http) m += http::StatsText(http->stats(), "tdxvirt_node");
+      res.Set(200, m, "text/plain; version=0.0.4");
     });
-    int port = listen->second == 0 ? http->bind_to_any_port(listen->first)
-                                   : (http->bind_to_port(listen->first, listen->second)
-                                          ? listen->second
-                                          : -1);
-    if (port < 0) {
+    http::ServerOptions ho;
+    ho.host = listen->first;
+    ho.port = listen->second;
+    ho.limits.workers = 1;
+    ho.limits.max_connections = 256;
+    ho.limits.max_connections_per_source = 64;
+    ho.on_response = [](const http::Event& e) {
+      auto j = LogRecord(e.status < 400 ? "info" : e.status < 500 ? "warn" : "error", "node-agent", "request");
+      j["method"] = e.method;
+      j["path"] = e.path;
+      j["status"] = e.status;
+      j["remote"] = e.remote;
+      if (!e.error.empty()) j["detail"] = e.error;
+      LogToStderr(LogLine(j));
+    };
+    auto server = http::Server::Create(std::move(ho), std::move(routes));
+    Result<int> port = server.ok() ? (*server)->Start() : Result<int>(Error{server.error()});
+    if (!port.ok()) {
       stop = true;
       pthread_kill(signals.native_handle(), SIGTERM);
       signals.join();
       plugin.Stop();
-      return InputError("--listen " + f.listen + ": cannot bind");
+      return InputError("--listen " + f.listen + ": " + port.error());
     }
+    http = std::move(*server);
     LogToStderr(LogLine("info", "node-agent", "http_listening",
-                        listen->first + ":" + std::to_string(port) + " (/healthz /readyz /metrics)"));
-    http_thread = ListenInThread(*http);
+                        listen->first + ":" + std::to_string(*port) + " (/healthz /readyz /metrics)"));
   }
 
   // Labels follow the host: re-derived when the devices change and every label interval, and
@@ -297,10 +316,7 @@ int RunAgent(const AgentFlags& f) {
     gen = plugin.WaitForChange(gen, std::chrono::seconds(f.label_interval_s));
   }
 
-  if (http) {
-    http->stop();
-    http_thread.join();
-  }
+  if (http) http->Stop();
   signals.join();
   plugin.Stop();
   LogToStderr(LogLine("info", "node-agent", "stopped", "clean shutdown"));

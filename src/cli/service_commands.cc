@@ -40,7 +40,9 @@ struct ServeOptions {
   std::string jku;
   bool require_nonce = false, no_crl = false;
   size_t max_body_size = 1 << 20;
-  int threads = 8;
+  int threads = 4;
+  size_t max_connections = 1024, max_connections_per_source = 128;
+  double header_timeout_s = 10;
   std::string port_file;
 };
 
@@ -113,7 +115,15 @@ int RunServe(const ServeOptions& o) {
   so.appraisal.check_crl = !o.no_crl;
   so.max_body_size = o.max_body_size;
   if (o.threads < 1 || o.threads > 256) return InputError("--threads must be 1..256");
-  so.threads = o.threads;
+  so.limits.workers = o.threads;
+  if (o.max_connections < 1 || o.max_connections_per_source < 1 ||
+      o.max_connections_per_source > o.max_connections)
+    return InputError("--max-connections-per-source must be 1..--max-connections");
+  so.limits.max_connections = o.max_connections;
+  so.limits.max_connections_per_source = o.max_connections_per_source;
+  if (!(o.header_timeout_s >= 0.1 && o.header_timeout_s <= 600))
+    return InputError("--header-timeout must be 0.1..600 seconds");
+  so.limits.header_timeout = std::chrono::milliseconds(int64_t(o.header_timeout_s * 1000));
 
   sigset_t stop_signals = BlockStopSignals();
 
@@ -373,7 +383,16 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
   s->add_flag("--require-nonce", so->require_nonce, "refuse attest requests without verifier_nonce");
   s->add_flag("--no-crl", so->no_crl, "skip CRL checks in quote verification");
   s->add_option("--max-body-size", so->max_body_size, "largest attest body, bytes")->capture_default_str();
-  s->add_option("--threads", so->threads, "request threads")->capture_default_str();
+  s->add_option("--threads", so->threads, "handler threads (connections never hold one)")
+      ->capture_default_str();
+  s->add_option("--max-connections", so->max_connections, "open connections at once; 503 beyond")
+      ->capture_default_str();
+  s->add_option("--max-connections-per-source", so->max_connections_per_source,
+                "open connections per client address; 503 beyond")
+      ->capture_default_str();
+  s->add_option("--header-timeout", so->header_timeout_s,
+                "seconds for TLS handshake + request header; also the keep-alive idle time")
+      ->capture_default_str();
   s->add_option("--port-file", so->port_file, "write the bound port here once listening");
   s->callback([&exit_code, so] { exit_code = RunServe(*so); });
 

@@ -1,31 +1,25 @@
 #include "kubevirt/webhook_server.h"
 
-#include <httplib.h>
-
 #include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
 
 #include "common/file.h"
-#include "common/http_listen.h"
 #include "common/log.h"
+#include "http/server.h"
 #include "kubevirt/admission.h"
 
 namespace tdxvirt::kubevirt {
 
-namespace {
-
-}  // namespace
-
 struct WebhookServer::Impl {
   ClusterSettings settings;
   WebhookOptions options;
-  std::unique_ptr<httplib::SSLServer> server;
-  std::thread thread;
+  std::unique_ptr<http::Server> server;
   std::atomic<bool> ready{false};
   std::mutex mu;
   std::map<std::string, uint64_t> counts;  // "endpoint,outcome" -> requests
+  std::map<int, uint64_t> responses;       // HTTP status -> responses, the layer's own too
   double seconds_total = 0;
 
   void Log(const std::string& level, const std::string& event, const nlohmann::ordered_json& extra) {
@@ -40,8 +34,8 @@ struct WebhookServer::Impl {
     seconds_total += seconds;
   }
 
-  void Handle(const std::string& endpoint, ReviewKind kind, const httplib::Request& req,
-              httplib::Response& res) {
+  void Handle(const std::string& endpoint, ReviewKind kind, const http::Request& req,
+              http::Response& res) {
     auto start = std::chrono::steady_clock::now();
     // The API server sends AdmissionReview JSON; YAML is for files, never for network input.
     size_t first = req.body.find_first_not_of(" \t\r\n");
@@ -50,13 +44,14 @@ struct WebhookServer::Impl {
                                  : Review(req.body, settings, kind);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!r.ok()) {
-      res.status = 400;
-      res.set_content(nlohmann::json{{"error", r.error()}}.dump(), "application/json");
+      res.Set(400, nlohmann::json{{"error", r.error()}}.dump(), "application/json");
       Count(endpoint, "bad_request", s);
-      Log("warn", "review", {{"endpoint", endpoint}, {"outcome", "bad_request"}, {"error", r.error()}});
+      res.log["endpoint"] = endpoint;
+      res.log["outcome"] = "bad_request";
+      res.log["error"] = r.error();
       return;
     }
-    res.set_content(r->response.dump(), "application/json");
+    res.Set(200, r->response.dump(), "application/json");
     std::string outcome = r->allowed ? (r->patch.empty() ? "allowed" : "patched") : "denied";
     Count(endpoint, outcome, s);
     nlohmann::ordered_json extra = {{"endpoint", endpoint},
@@ -65,7 +60,27 @@ struct WebhookServer::Impl {
                                     {"outcome", outcome},
                                     {"duration_ms", std::round(s * 1e6) / 1e3}};
     if (!r->allowed) extra["denials"] = r->denials;
-    Log(r->allowed ? "info" : "warn", "review", extra);
+    res.log = std::move(extra);
+  }
+
+  // One line per response, the layer's own (413, 408, 503...) included.
+  void OnResponse(const http::Event& e) {
+    {
+      std::lock_guard lock(mu);
+      responses[e.status]++;
+    }
+    bool denied = e.fields && e.fields->contains("denials");
+    auto j = LogRecord(e.status >= 500 ? "error" : e.status >= 400 || denied ? "warn" : "info",
+                       "kubevirt-webhook", e.fields && e.fields->contains("endpoint") ? "review" : "request");
+    j["method"] = e.method;
+    j["path"] = e.path;
+    j["status"] = e.status;
+    j["remote"] = e.remote;
+    if (e.fields)
+      for (const auto& [k, v] : e.fields->items()) j[k] = v;
+    if (!e.error.empty()) j["detail"] = e.error;
+    if (!j.contains("duration_ms")) j["duration_ms"] = std::round(e.duration_ms * 1000) / 1000;
+    (options.log ? options.log : LogToStderr)(LogLine(j));
   }
 
   std::string Metrics() {
@@ -81,6 +96,12 @@ struct WebhookServer::Impl {
            "# HELP tdxvirt_webhook_feature_gate 1 when TDX VMs are admitted.\n"
            "# TYPE tdxvirt_webhook_feature_gate gauge\n"
            "tdxvirt_webhook_feature_gate " + std::string(settings.feature_gate ? "1" : "0") + "\n";
+    out += "# HELP tdxvirt_webhook_responses_total HTTP responses by status code.\n"
+           "# TYPE tdxvirt_webhook_responses_total counter\n";
+    for (const auto& [code, v] : responses)
+      out += "tdxvirt_webhook_responses_total{code=\"" + std::to_string(code) + "\"} " +
+             std::to_string(v) + "\n";
+    if (server) out += http::StatsText(server->stats(), "tdxvirt_webhook");
     return out;
   }
 };
@@ -100,49 +121,60 @@ Result<int> WebhookServer::Start() {
     if (!b.ok()) return Error{"TLS " + std::string(f == &m.options.cert_file ? "--tls-cert " : "--tls-key ") +
                               *f + ": " + b.error()};
   }
-  m.server = std::make_unique<httplib::SSLServer>(m.options.cert_file.c_str(),
-                                                  m.options.key_file.c_str());
-  if (!m.server->is_valid())
-    return Error{"TLS: cannot use --tls-cert " + m.options.cert_file + " / --tls-key " +
-                 m.options.key_file + " (not a matching PEM certificate and key)"};
-  m.server->set_payload_max_length(m.options.max_body);
-  m.server->set_read_timeout(10, 0);
-  m.server->set_write_timeout(10, 0);
-  m.server->Post("/validate", [&m](const httplib::Request& q, httplib::Response& r) {
-    m.Handle("validate", ReviewKind::kValidate, q, r);
+  using Req = http::Request;
+  using Res = http::Response;
+  std::vector<http::Route> routes;
+  for (auto [path, kind] : {std::pair{"/validate", ReviewKind::kValidate}, {"/mutate", ReviewKind::kMutate}}) {
+    http::Route r;
+    r.method = "POST";
+    r.path = path;
+    r.max_body = m.options.max_body;
+    std::string endpoint = path + 1;
+    r.handler = [&m, endpoint, kind](const Req& q, Res& res) { m.Handle(endpoint, kind, q, res); };
+    routes.push_back(std::move(r));
+  }
+  auto probe = [&](std::string path, http::Handler h) {
+    http::Route r;
+    r.method = "GET";
+    r.path = std::move(path);
+    r.handler = std::move(h);
+    r.inline_io = true;
+    routes.push_back(std::move(r));
+  };
+  probe("/healthz", [](const Req&, Res& r) { r.Set(200, "ok\n", "text/plain"); });
+  probe("/readyz", [&m](const Req&, Res& r) {
+    r.Set(m.ready ? 200 : 503, m.ready ? "ready\n" : "starting\n", "text/plain");
   });
-  m.server->Post("/mutate", [&m](const httplib::Request& q, httplib::Response& r) {
-    m.Handle("mutate", ReviewKind::kMutate, q, r);
-  });
-  m.server->Get("/healthz", [](const httplib::Request&, httplib::Response& r) {
-    r.set_content("ok\n", "text/plain");
-  });
-  m.server->Get("/readyz", [&m](const httplib::Request&, httplib::Response& r) {
-    r.status = m.ready ? 200 : 503;
-    r.set_content(m.ready ? "ready\n" : "starting\n", "text/plain");
-  });
-  m.server->Get("/metrics", [&m](const httplib::Request&, httplib::Response& r) {
-    r.set_content(m.Metrics(), "text/plain; version=0.0.4");
-  });
-  int port = m.options.port == 0 ? m.server->bind_to_any_port(m.options.host)
-                                 : (m.server->bind_to_port(m.options.host, m.options.port)
-                                        ? m.options.port
-                                        : -1);
-  if (port <= 0)
-    return Error{"cannot listen on " + m.options.host + ":" + std::to_string(m.options.port)};
-  m.thread = ListenInThread(*m.server);
+  probe("/metrics", [&m](const Req&, Res& r) { r.Set(200, m.Metrics(), "text/plain; version=0.0.4"); });
+  http::ServerOptions ho;
+  ho.host = m.options.host;
+  ho.port = m.options.port;
+  ho.tls_cert_path = m.options.cert_file;
+  ho.tls_key_path = m.options.key_file;
+  ho.limits = m.options.limits;
+  ho.on_response = [&m](const http::Event& e) { m.OnResponse(e); };
+  auto server = http::Server::Create(std::move(ho), std::move(routes));
+  if (!server.ok()) return Error{"TLS: " + server.error()};
+  auto port = (*server)->Start();
+  if (!port.ok()) return Error{port.error()};
+  {
+    std::lock_guard lock(m.mu);
+    m.server = std::move(*server);
+  }
   m.ready = true;
-  m.Log("info", "listening", {{"address", m.options.host + ":" + std::to_string(port)},
+  m.Log("info", "listening", {{"address", m.options.host + ":" + std::to_string(*port)},
                               {"feature_gate", m.settings.feature_gate}});
-  return port;
+  return *port;
 }
 
 void WebhookServer::Stop() {
-  if (!impl_ || !impl_->server || !impl_->thread.joinable()) return;
+  if (!impl_ || !impl_->server) return;
   impl_->ready = false;
-  impl_->server->stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
-  impl_->server.reset();
+  impl_->server->Stop();
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->server.reset();
+  }
   impl_->Log("info", "stopped", nlohmann::ordered_json::object());
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/result.h"
+#include "http/server.h"
 #include "kubevirt/settings.h"
 
 namespace tdxvirt::kubevirt {
@@ -18,7 +19,8 @@ struct WebhookOptions {
   std::string key_file;   // PEM (tls.key)
   std::string host = "0.0.0.0";
   int port = 8443;        // 0 picks a free port (tests)
-  size_t max_body = 4 << 20;
+  size_t max_body = 4 << 20;  // larger AdmissionReviews get 413 while still arriving
+  http::Limits limits;
   std::function<void(const std::string&)> log;  // one JSON line per event; default stderr
 };
 

@@ -358,7 +358,7 @@ void Quickstart::StepPlatform() {
   so.root_pem_path = (dir_ / "sim" / "root_ca.pem").string();  // the simulator's root: told to
   so.api_keys = {api_key_};
   so.appraisal.issuer = issuer_;
-  so.threads = 4;
+  so.limits.workers = 2;
   so.log = logs_->For("attestation-service");
   service_ = Must(service::AttestationServer::Create(std::move(so)), "attestation service");
   int port = Must(service_->Start(), "start attestation service");

@@ -217,6 +217,9 @@ class FileCollateralSource : public CollateralSource {
   Result<std::shared_ptr<const verify::PreparedCollateral>> For(const evidence::Quote&, int64_t) override {
     return p_;
   }
+  Status Usable(int64_t now, bool check_crl) const override {
+    return verify::CollateralUsable(*p_, now, check_crl);
+  }
 
  private:
   std::shared_ptr<const verify::PreparedCollateral> p_;
@@ -245,7 +248,14 @@ class PcsCollateralSource : public CollateralSource {
     if (!fetched.ok()) return Error{fetched.error()};  // names the FMSPC, the URL and the status
     Entry e{verify::PreparedCollateral::Prepare(fetched->collateral, root_), fetched->next_update};
     cache_[key] = e;
+    last_ = e.prepared;
     return e.prepared;
+  }
+  // Known only once a quote has named an FMSPC: the collateral fetched last.
+  Status Usable(int64_t now, bool check_crl) const override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!last_) return OkStatus();
+    return verify::CollateralUsable(*last_, now, check_crl);
   }
 
  private:
@@ -255,8 +265,9 @@ class PcsCollateralSource : public CollateralSource {
   };
   verify::PcsClient client_;
   verify::TrustedRoot root_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Entry> cache_;
+  std::shared_ptr<const verify::PreparedCollateral> last_;
 };
 
 }  // namespace

@@ -48,6 +48,9 @@ class CollateralSource {
   virtual ~CollateralSource() = default;
   virtual Result<std::shared_ptr<const verify::PreparedCollateral>> For(const evidence::Quote& quote,
                                                                         int64_t now) = 0;
+  // Not OK when what this source holds would fail every verification at `now` (a wrong trust
+  // anchor, broken or expired collateral): readiness reports it instead of answering 403s.
+  virtual Status Usable(int64_t now, bool check_crl) const = 0;
 };
 // One collateral bundle or directory, prepared once (offline mode).
 Result<std::unique_ptr<CollateralSource>> NewFileCollateralSource(const std::string& path,

@@ -1,6 +1,5 @@
 #include "service/server.h"
 
-#include <httplib.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -11,7 +10,6 @@
 
 #include "common/file.h"
 #include "common/hex.h"
-#include "common/http_listen.h"
 #include "common/log.h"
 #include "common/openssl.h"
 
@@ -37,24 +35,8 @@ std::string RandomHex(size_t n) {
   return ToHex(b);
 }
 
-const char* StatusText(int status) {
-  switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-  }
-}
-
-void JsonError(httplib::Response& res, int status, const std::string& message) {
-  res.status = status;
-  res.set_content(Dump({{"code", status}, {"message", message}}), "application/json");
+void JsonError(http::Response& res, int status, const std::string& message) {
+  res.Set(status, Dump({{"code", status}, {"message", message}}), "application/json");
 }
 
 }  // namespace
@@ -71,9 +53,12 @@ struct AttestationServer::Metrics {
   uint64_t policy_reload_errors = 0;
   uint64_t policy_reloads = 0;
 
-  void Request(const std::string& endpoint, const std::string& outcome, int status) {
+  void Request(const std::string& endpoint, const std::string& outcome) {
     std::lock_guard l(mu);
     ++requests[{endpoint, outcome}];
+  }
+  void Response(int status) {
+    std::lock_guard l(mu);
     ++responses[status];
   }
   void Verify(double seconds) {
@@ -146,32 +131,31 @@ void AttestationServer::LogEvent(const std::string& level, const std::string& ev
 }
 
 Result<int> AttestationServer::Start() {
-  if (options_.plain_http) {
-    http_ = std::make_unique<httplib::Server>();
-  } else {
-    auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert_path.c_str(),
-                                                    options_.tls_key_path.c_str());
-    if (!ssl->is_valid())
-      return Error{"--tls-cert/--tls-key: cannot load the TLS certificate and key (PEM)"};
-    http_ = std::move(ssl);
+  http::ServerOptions ho;
+  ho.host = options_.host;
+  ho.port = options_.port;
+  if (!options_.plain_http) {
+    ho.tls_cert_path = options_.tls_cert_path;
+    ho.tls_key_path = options_.tls_key_path;
   }
-  int threads = options_.threads > 0 ? options_.threads : 8;
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
-  http_->set_payload_max_length(options_.max_body_size);
-  // Small JSON replies on keep-alive connections: without this, Nagle + delayed ACK add ~40 ms.
-  http_->set_tcp_nodelay(true);
-  http_->set_read_timeout(options_.read_timeout.count(), 0);
-  http_->set_write_timeout(options_.read_timeout.count(), 0);
-  Routes();
-  port_ = options_.port == 0 ? http_->bind_to_any_port(options_.host)
-                             : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
-  if (port_ <= 0) return Error{"cannot listen on " + options_.host + ":" + std::to_string(options_.port)};
-  serve_thread_ = ListenInThread(*http_);
+  ho.limits = options_.limits;
+  ho.on_response = [this](const http::Event& e) { OnResponse(e); };
+  auto server = http::Server::Create(std::move(ho), Routes());
+  if (!server.ok()) return Error{server.error()};
+  http_ = std::move(*server);
+  auto port = http_->Start();
+  if (!port.ok()) return Error{port.error()};
+  port_ = *port;
   if (policies_) reload_thread_ = std::thread([this] { ReloadLoop(); });
-  ready_ = true;
+  serving_ = true;
   auto set = policies_ ? policies_->Get() : nullptr;
   LogEvent("info", "listening",
            base_url() + " kid=" + key_->kid() + " policies=" + std::to_string(set ? set->size() : 0));
+  if (options_.api_keys.empty())
+    LogEvent("warn", "no_api_keys",
+             "nonce and attest accept requests without x-api-key; give --api-key-file unless a "
+             "gateway in front authenticates callers");
+  if (std::string why; !ready(&why)) LogEvent("error", "not_ready", why);
   return port_;
 }
 
@@ -179,15 +163,26 @@ void AttestationServer::Stop() {
   {
     std::lock_guard l(stop_mu_);
     if (stopping_.exchange(true)) return;
-    ready_ = false;
+    serving_ = false;
   }
   stop_cv_.notify_all();
   if (reload_thread_.joinable()) reload_thread_.join();
-  if (http_) http_->stop();
-  if (serve_thread_.joinable()) {
-    serve_thread_.join();
+  if (http_) {
+    http_->Stop();
+    http_.reset();
     LogEvent("info", "stopped", "");
   }
+}
+
+bool AttestationServer::ready(std::string* why) const {
+  auto say = [why](std::string s) {
+    if (why) *why = std::move(s);
+    return false;
+  };
+  if (!serving_.load()) return say(stopping_ ? "stopping" : "not started");
+  Status s = collateral_->Usable(options_.clock(), options_.appraisal.check_crl);
+  if (!s.ok()) return say("every attest would fail: " + s.error());
+  return true;
 }
 
 void AttestationServer::ReloadLoop() {
@@ -249,28 +244,42 @@ std::string AttestationServer::MetricsText() const {
          "# TYPE tdxvirt_attestation_policy_reload_errors_total counter\n"
          "tdxvirt_attestation_policy_reload_errors_total " +
          std::to_string(metrics_->policy_reload_errors) + "\n";
+  if (http_) out += http::StatsText(http_->stats(), "tdxvirt_attestation");
+  std::string why;
+  out += "# HELP tdxvirt_attestation_ready 1 when /readyz answers 200.\n"
+         "# TYPE tdxvirt_attestation_ready gauge\n"
+         "tdxvirt_attestation_ready " + std::string(ready(&why) ? "1" : "0") + "\n";
   return out;
 }
 
-void AttestationServer::Routes() {
-  using Req = httplib::Request;
-  using Res = httplib::Response;
-  // Common wrapper: request-id/trace-id, API key, metrics, one log line.
-  auto wrap = [this](std::string endpoint, bool needs_key,
-                     std::function<std::string(const Req&, Res&)> handler) {
-    return [this, endpoint, needs_key, handler](const Req& req, Res& res) {
-      auto start = Clock::now();
-      std::string request_id = req.get_header_value("request-id");
+void AttestationServer::OnResponse(const http::Event& e) {
+  metrics_->Response(e.status);
+  auto j = LogRecord(e.status < 400 ? "info" : e.status < 500 ? "warn" : "error", "attestation", "request");
+  j["method"] = e.method;
+  j["path"] = e.path;
+  j["status"] = e.status;
+  j["remote"] = e.remote;
+  if (e.fields)
+    for (const auto& [k, v] : e.fields->items()) j[k] = v;
+  if (!e.error.empty()) j["detail"] = e.error;
+  j["duration_ms"] = std::round(e.duration_ms * 1000) / 1000;
+  options_.log(LogLine(j));
+}
+
+std::vector<http::Route> AttestationServer::Routes() {
+  using Req = http::Request;
+  using Res = http::Response;
+  // Before any body byte is read: request-id, trace-id and the API key.
+  auto admit = [this](std::string endpoint, bool needs_key) {
+    return [this, endpoint, needs_key](const Req& req, Res& res) {
+      std::string request_id = req.header("request-id");
       bool id_ok = request_id.empty() || ValidRequestId(request_id);
-      if (!request_id.empty() && id_ok) res.set_header("request-id", request_id);
-      std::string trace_id = RandomHex(16);
-      res.set_header("trace-id", trace_id);
       std::string outcome;
       if (!id_ok) {
         JsonError(res, 400, "request-id: use 1..128 of A-Z a-z 0-9 _ space / . -");
         outcome = "bad_request";
       } else if (needs_key && !options_.api_keys.empty()) {
-        std::string given = req.get_header_value("x-api-key");
+        std::string given = req.header("x-api-key");
         auto given_hash = ossl::Sha256(AsBytes(given));
         bool ok = false;
         for (const auto& k : options_.api_keys) {
@@ -283,33 +292,48 @@ void AttestationServer::Routes() {
           outcome = "unauthorized";
         }
       }
-      if (outcome.empty()) outcome = handler(req, res);
-      metrics_->Request(endpoint, outcome, res.status);
-      double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-      auto j = LogRecord(res.status < 400 ? "info" : res.status < 500 ? "warn" : "error", "attestation", "request");
-      j["method"] = req.method;
-      j["path"] = req.path;
-      j["status"] = res.status;
-      j["outcome"] = outcome;
-      j["remote"] = req.remote_addr;
-      if (!request_id.empty() && id_ok) j["request_id"] = request_id;
-      j["trace_id"] = trace_id;
+      if (outcome.empty()) return true;
+      if (!request_id.empty() && id_ok) {
+        res.headers.emplace_back("request-id", request_id);
+        res.log["request_id"] = request_id;
+      }
+      std::string trace_id = RandomHex(16);
+      res.headers.emplace_back("trace-id", trace_id);
+      res.log["trace_id"] = trace_id;
+      metrics_->Request(endpoint, outcome);
+      res.log["outcome"] = outcome;
+      res.log["detail"] = nlohmann::json::parse(res.body)["message"];
+      return false;
+    };
+  };
+  // The handler proper; the headers and log fields admit() set are carried over.
+  auto handle = [this](std::string endpoint, std::function<std::string(const Req&, Res&)> handler) {
+    return [this, endpoint, handler](const Req& req, Res& res) {
+      std::string request_id = req.header("request-id");
+      if (!request_id.empty()) {
+        res.headers.emplace_back("request-id", request_id);
+        res.log["request_id"] = request_id;
+      }
+      std::string trace_id = RandomHex(16);
+      res.headers.emplace_back("trace-id", trace_id);
+      res.log["trace_id"] = trace_id;
+      std::string outcome = handler(req, res);
+      metrics_->Request(endpoint, outcome);
+      res.log["outcome"] = outcome;
       if (res.status >= 400) {
         auto body = nlohmann::json::parse(res.body, nullptr, false);
-        if (body.is_object() && body.contains("message")) j["detail"] = body["message"];
+        if (body.is_object() && body.contains("message")) res.log["detail"] = body["message"];
       }
-      j["duration_ms"] = std::round(ms * 1000) / 1000;
-      options_.log(LogLine(j));
     };
   };
 
   auto nonce = [this](const Req&, Res& res) {
-    res.set_content(Dump(NonceToJson(appraiser_->IssueNonce(options_.clock()))), "application/json");
+    res.Set(200, Dump(NonceToJson(appraiser_->IssueNonce(options_.clock()))), "application/json");
     return std::string("ok");
   };
   auto attest = [this](int version) {
     return [this, version](const Req& req, Res& res) {
-      std::string ct = req.get_header_value("Content-Type");
+      std::string ct = req.header("Content-Type");
       if (!ct.empty() && ct.find("application/json") == std::string::npos) {
         JsonError(res, 415, "Content-Type: send application/json");
         return std::string("bad_request");
@@ -319,38 +343,50 @@ void AttestationServer::Routes() {
       if (o.status != 200) {
         JsonError(res, o.status, o.message);
       } else {
-        res.set_content(Dump({{"token", o.token}}), "application/json");
+        res.Set(200, Dump({{"token", o.token}}), "application/json");
       }
       return o.outcome;
     };
   };
-  http_->Get("/appraisal/v1/nonce", wrap("nonce", true, nonce));
-  http_->Get("/appraisal/v2/nonce", wrap("nonce", true, nonce));
-  http_->Post("/appraisal/v1/attest", wrap("attest", true, attest(1)));
-  http_->Post("/appraisal/v2/attest", wrap("attest", true, attest(2)));
-  http_->Get("/certs", wrap("certs", false, [this](const Req&, Res& res) {
-               res.set_content(Dump(key_->jwks()), "application/json");
-               return std::string("ok");
-             }));
-  http_->Get("/healthz", [](const Req&, Res& res) { res.set_content("ok\n", "text/plain"); });
-  http_->Get("/readyz", [this](const Req&, Res& res) {
-    bool r = ready_.load();
-    res.status = r ? 200 : 503;
-    res.set_content(r ? "ready\n" : "not ready\n", "text/plain");
+  std::vector<http::Route> routes;
+  auto add = [&](std::string method, std::string path, std::string endpoint, bool needs_key,
+                 std::function<std::string(const Req&, Res&)> h, size_t max_body) {
+    http::Route r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    r.handler = handle(endpoint, std::move(h));
+    r.admit = admit(endpoint, needs_key);
+    r.max_body = max_body;
+    routes.push_back(std::move(r));
+  };
+  add("GET", "/appraisal/v1/nonce", "nonce", true, nonce, 0);
+  add("GET", "/appraisal/v2/nonce", "nonce", true, nonce, 0);
+  add("POST", "/appraisal/v1/attest", "attest", true, attest(1), options_.max_body_size);
+  add("POST", "/appraisal/v2/attest", "attest", true, attest(2), options_.max_body_size);
+  add("GET", "/certs", "certs", false,
+      [this](const Req&, Res& res) {
+        res.Set(200, Dump(key_->jwks()), "application/json");
+        return std::string("ok");
+      },
+      0);
+  auto probe = [&](std::string path, http::Handler h) {
+    http::Route r;
+    r.method = "GET";
+    r.path = std::move(path);
+    r.handler = std::move(h);
+    r.inline_io = true;  // answered even while every worker verifies quotes
+    routes.push_back(std::move(r));
+  };
+  probe("/healthz", [](const Req&, Res& res) { res.Set(200, "ok\n", "text/plain"); });
+  probe("/readyz", [this](const Req&, Res& res) {
+    std::string why;
+    bool r = ready(&why);
+    res.Set(r ? 200 : 503, r ? "ready\n" : "not ready: " + why + "\n", "text/plain");
   });
-  http_->Get("/metrics", [this](const Req&, Res& res) {
-    res.set_content(MetricsText(), "text/plain; version=0.0.4");
+  probe("/metrics", [this](const Req&, Res& res) {
+    res.Set(200, MetricsText(), "text/plain; version=0.0.4");
   });
-  // Unknown paths, oversized bodies (413 from the server), wrong methods: JSON errors too.
-  http_->set_error_handler([this](const Req& req, Res& res) {
-    if (!res.body.empty()) return;
-    std::string msg = res.status == 413
-                          ? "request body: larger than " + std::to_string(options_.max_body_size) + " bytes"
-                      : res.status == 404 ? "no such endpoint: " + req.path
-                                          : StatusText(res.status);
-    JsonError(res, res.status, msg);
-    if (res.status == 413) metrics_->Request("attest", "too_large", 413);
-  });
+  return routes;
 }
 
 }  // namespace tdxvirt::service

@@ -22,11 +22,8 @@
 #include <vector>
 
 #include "common/result.h"
+#include "http/server.h"
 #include "service/appraisal.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace tdxvirt::service {
 
@@ -51,9 +48,8 @@ struct ServerOptions {
   // Accepted x-api-key values; empty = no key required.
   std::vector<std::string> api_keys;
   AppraisalOptions appraisal;
-  size_t max_body_size = 1 << 20;  // larger attest bodies get 413
-  int threads = 8;
-  std::chrono::seconds read_timeout{30};
+  size_t max_body_size = 1 << 20;  // larger attest bodies get 413, before authentication too
+  http::Limits limits;              // deadlines, caps, workers (http/server.h)
 
   std::function<void(const std::string&)> log;  // one JSON line; default stderr
   std::function<int64_t()> clock;               // Unix seconds; default system clock (test seam)
@@ -70,7 +66,9 @@ class AttestationServer {
   // Stops accepting, finishes in-flight requests, joins. Idempotent.
   void Stop();
   int port() const { return port_; }
-  bool ready() const { return ready_.load(); }
+  // Serving, and neither the trust anchor nor the collateral makes every attest fail; `why` gets
+  // the reason when not.
+  bool ready(std::string* why = nullptr) const;
   std::string base_url() const;  // "https://127.0.0.1:PORT" or "http://..."
   const SigningKey& signing_key() const { return *key_; }
   Appraiser& appraiser() { return *appraiser_; }
@@ -81,7 +79,8 @@ class AttestationServer {
 
  private:
   AttestationServer() = default;
-  void Routes();
+  std::vector<http::Route> Routes();
+  void OnResponse(const http::Event& e);
   void ReloadLoop();
   void LogEvent(const std::string& level, const std::string& event, const std::string& detail);
 
@@ -91,10 +90,10 @@ class AttestationServer {
   std::unique_ptr<CollateralSource> collateral_;
   std::unique_ptr<PolicyStore> policies_;
   std::unique_ptr<Appraiser> appraiser_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<http::Server> http_;
   std::unique_ptr<Metrics> metrics_;
-  std::thread serve_thread_, reload_thread_;
-  std::atomic<bool> ready_{false}, stopping_{false};
+  std::thread reload_thread_;
+  std::atomic<bool> serving_{false}, stopping_{false};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   int port_ = 0;

@@ -1,14 +1,13 @@
 #include "simulator/pcs.h"
 
-#include <httplib.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <cctype>
 
 #include "common/hex.h"
-#include "common/http_listen.h"
 #include "common/log.h"
+#include "verify/collateral.h"
 
 namespace tdxvirt::simulator {
 
@@ -105,36 +104,56 @@ SimPcsServer::~SimPcsServer() { Stop(); }
 
 Result<int> SimPcsServer::Start(const std::string& host, int port) {
   if (http_) return Error{"simulated PCS: Start() called twice"};
-  http_ = std::make_unique<httplib::Server>();
-  http_->Get(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
+  http::Route route;
+  route.method = "GET";
+  route.path = "/";
+  route.prefix = true;
+  route.handler = [this](const http::Request& req, http::Response& res) {
     std::map<std::string, std::string> query;
-    for (const auto& [k, v] : req.params) query.emplace(k, v);
-    PcsReply r = AnswerPcsRequest(platform_, req.path, query);
-    res.status = r.status;
-    for (const auto& [k, v] : r.headers) res.set_header(k, v);
-    res.set_header("Request-ID", std::to_string(++requests_));
-    res.set_content(r.body, r.content_type);
-    if (log_) {
-      auto j = LogRecord(r.status < 400 ? "info" : "warn", "sim-pcs", "request");
-      j["path"] = req.path;
-      j["status"] = r.status;
-      log_(LogLine(j));
+    size_t pos = 0;
+    while (pos < req.query.size()) {
+      size_t amp = req.query.find('&', pos);
+      std::string_view part = std::string_view(req.query).substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+      pos = amp == std::string::npos ? req.query.size() : amp + 1;
+      size_t eq = part.find('=');
+      auto k = verify::UrlDecode(part.substr(0, eq));
+      auto v = verify::UrlDecode(eq == std::string_view::npos ? "" : part.substr(eq + 1));
+      if (!k.ok() || !v.ok()) {
+        res.Set(400, "query: not valid percent-encoding", "text/plain");
+        return;
+      }
+      query.emplace(*k, *v);
     }
-  });
+    PcsReply r = AnswerPcsRequest(platform_, req.path, query);
+    res.Set(r.status, r.body, r.content_type);
+    res.headers = r.headers;
+    res.headers.emplace_back("Request-ID", std::to_string(++requests_));
+  };
+  http::ServerOptions options;
+  options.host = host;
+  options.port = port;
+  options.limits.workers = 1;
+  options.on_response = [this](const http::Event& e) {
+    if (!log_) return;
+    auto j = LogRecord(e.status < 400 ? "info" : "warn", "sim-pcs", "request");
+    j["path"] = e.path;
+    j["status"] = e.status;
+    if (!e.error.empty()) j["detail"] = e.error;
+    log_(LogLine(j));
+  };
+  auto server = http::Server::Create(std::move(options), {std::move(route)});
+  if (!server.ok()) return Error{"simulated PCS: " + server.error()};
+  auto bound = (*server)->Start();
+  if (!bound.ok()) return Error{"simulated PCS: " + bound.error()};
+  http_ = std::move(*server);
   host_ = host;
-  port_ = port == 0 ? http_->bind_to_any_port(host) : (http_->bind_to_port(host, port) ? port : -1);
-  if (port_ <= 0) {
-    http_.reset();
-    return Error{"simulated PCS: cannot listen on " + host + ":" + std::to_string(port)};
-  }
-  thread_ = ListenInThread(*http_);
+  port_ = *bound;
   return port_;
 }
 
 void SimPcsServer::Stop() {
   if (!http_) return;
-  http_->stop();
-  if (thread_.joinable()) thread_.join();
+  http_->Stop();
   http_.reset();
 }
 

@@ -13,12 +13,9 @@
 #include <thread>
 
 #include "common/result.h"
+#include "http/server.h"
 #include "simulator/platform.h"
 #include "verify/pcs_client.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace tdxvirt::simulator {
 
@@ -56,8 +53,7 @@ class SimPcsServer {
 
  private:
   SimPlatform platform_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::unique_ptr<http::Server> http_;
   std::string host_;
   int port_ = 0;
   std::atomic<uint64_t> requests_{0};

@@ -504,4 +504,20 @@ nlohmann::ordered_json VerificationResultToJson(const VerificationResult& r) {
   return j;
 }
 
+Status CollateralUsable(const PreparedCollateral& collateral, int64_t now, bool check_crl) {
+  for (const auto& sc : collateral.checks()) {
+    if (sc.crl && !check_crl) continue;
+    if (!sc.check.ok) return Error{sc.check.name + ": " + sc.check.detail};
+  }
+  for (const auto& w : collateral.windows()) {
+    if (w.crl && !check_crl) continue;
+    if (now < w.not_before)
+      return Error{w.check + ": " + w.what + " is not valid until " + FormatRfc3339(w.not_before)};
+    if (now > w.not_after)
+      return Error{w.check + ": " + w.what + " expired at " + FormatRfc3339(w.not_after) +
+                   "; fetch fresh collateral"};
+  }
+  return OkStatus();
+}
+
 }  // namespace tdxvirt::verify

@@ -87,6 +87,10 @@ class PreparedCollateral {
   std::string pck_certificate_chain_;
 };
 
+// The first static check that failed, or a time window that does not hold `now`: what would fail
+// every verification with this collateral, whatever the quote. OK otherwise.
+Status CollateralUsable(const PreparedCollateral& collateral, int64_t now, bool check_crl);
+
 class QuoteVerifier {
  public:
   explicit QuoteVerifier(TrustedRoot root) : root_(std::move(root)) {}

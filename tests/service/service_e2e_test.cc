@@ -376,15 +376,21 @@ TEST_F(ServiceE2e, OperationsEndpointsAndLogs) {
   // Every request logged as one JSON object; no nonce, quote or token in them.
   std::string quote_b64 = ev["tdx"]["quote"].get<std::string>().substr(0, 40);
   std::string nonce_val = ev["tdx"]["verifier_nonce"]["val"].get<std::string>();
-  int requests = 0;
+  std::vector<std::string> requests;
   for (const auto& line : svc_.Logs()) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     ASSERT_TRUE(j.is_object()) << line;
-    if (j["event"] == "request") ++requests;
+    if (j["event"] == "request")
+      requests.push_back(j["path"].get<std::string>() + " " + std::to_string(j["status"].get<int>()));
     EXPECT_FALSE(Contains(line, quote_b64)) << line;
     EXPECT_FALSE(Contains(line, nonce_val)) << line;
   }
-  EXPECT_EQ(requests, 5);  // certs, nonce, attest x2, nonce with a bad request-id
+  // Every response with its real status, probes and the server's own 404 included.
+  EXPECT_EQ(requests, (std::vector<std::string>{
+                          "/healthz 200", "/readyz 200", "/certs 200", "/appraisal/v2/nonce 200",
+                          "/appraisal/v2/attest 200", "/appraisal/v2/attest 400", "/metrics 200",
+                          "/nope 404", "/appraisal/v2/nonce 400"}));
+  EXPECT_TRUE(Contains(Get(svc_, "/metrics").body, "tdxvirt_attestation_responses_total{code=\"404\"} 1"));
   svc_.server->Stop();
   EXPECT_FALSE(svc_.server->ready());
 }
