@@ -484,9 +484,11 @@ TEST_F(QgsServerTest, OnePeerAtItsCapDoesNotDenyQuotesToAnother) {
     ASSERT_TRUE(held.back().Send(half));
   }
   ASSERT_TRUE(WaitFor([&] { return server_->active_connections() == 2; }));
-  // Beyond its cap: each closed at once, with nothing read or answered.
+  // Beyond its cap: each closed at once, with nothing read or answered. The client keeps its end
+  // open, as a hostile one would.
   for (int i = 0; i < 4; ++i) {
-    auto extra = wire::Conn::Tcp(TcpPort());
+    held.push_back(wire::Conn::Tcp(TcpPort()));
+    wire::Conn& extra = held.back();
     ASSERT_TRUE(extra.connected());
     extra.Send(half);  // may fail: the server may have closed already
     bool closed = false;
@@ -517,14 +519,22 @@ TEST_F(QgsServerTest, OneUnixPeerAtItsCapDoesNotDenyQuotesToAnotherProcess) {
   Start(o);
   Bytes report = TestReport(5);
   Bytes request = wire::Framed(wire::GetQuoteReq(report));
-  std::vector<wire::Conn> held;
-  for (int i = 0; i < 4; ++i) {  // two held, two refused
+  Bytes half(request.begin(), request.begin() + 30);
+  std::vector<wire::Conn> held;  // all kept open, as a hostile client would
+  for (int i = 0; i < 2; ++i) {
     held.push_back(wire::Conn::Unix(UnixPath()));
     ASSERT_TRUE(held.back().connected());
-    ASSERT_TRUE(held.back().Send(Bytes(request.begin(), request.begin() + 30)));
+    ASSERT_TRUE(held.back().Send(half));
   }
-  ASSERT_TRUE(WaitFor([&] { return server_->connections_refused() == 2; }));
-  ASSERT_EQ(server_->active_connections(), 2u);
+  ASSERT_TRUE(WaitFor([&] { return server_->active_connections() == 2; }));
+  for (int i = 0; i < 2; ++i) {  // over the cap: closed at once
+    held.push_back(wire::Conn::Unix(UnixPath()));
+    held.back().Send(half);
+    bool closed = false;
+    EXPECT_TRUE(held.back().ReadToEof(&closed).empty());
+    EXPECT_TRUE(closed) << "connection " << i << " over the per-peer cap was not closed";
+  }
+  EXPECT_EQ(server_->connections_refused(), 2u);
 
   // The child uses only system calls (the parent has threads); it sends the reply's bytes, or
   // none, back through a pipe.
