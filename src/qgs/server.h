@@ -14,7 +14,7 @@
 //     IP, vsock CID, UNIX peer pid = one QEMU = one TD). A connection over that is accepted, closed
 //     at once without a thread, counted (connections_refused) and logged "refused" (at most one
 //     line per peer per `refusal_log_interval`, with the number left unlogged). It must be below
-//     `max_connections`, so no one peer fills the server: the others always have free slots.
+//     `max_connections`, so one peer always leaves the others at least the difference.
 //   - At most `max_connections` in all (threads, descriptors); beyond that new connections wait in
 //     the kernel's listen backlog until a slot frees, which a deadline guarantees.
 //
