@@ -46,7 +46,9 @@ struct ServeOptions {
   int quote_version = 4;
   std::string socket_mode = "0660";
   size_t max_connections = 64;
-  double timeout_s = 30;
+  size_t max_connections_per_peer = 8;
+  double request_timeout_s = 5;
+  double write_timeout_s = 5;
 };
 
 std::chrono::milliseconds Millis(double seconds) {
@@ -83,17 +85,24 @@ int RunServe(const ServeOptions& o) {
   } catch (const std::exception&) {
     return InputError("--socket-mode " + o.socket_mode + ": not an octal file mode such as 0660");
   }
-  if (o.timeout_s <= 0 || o.timeout_s > 3600)
-    return InputError("--timeout must be in (0, 3600] seconds");
+  if (o.request_timeout_s <= 0 || o.request_timeout_s > 3600)
+    return InputError("--request-timeout must be in (0, 3600] seconds");
+  if (o.write_timeout_s <= 0 || o.write_timeout_s > 3600)
+    return InputError("--write-timeout must be in (0, 3600] seconds");
+  if (o.max_connections_per_peer >= o.max_connections)
+    return InputError("--max-connections-per-peer " + std::to_string(o.max_connections_per_peer) +
+                      " must be below --max-connections " + std::to_string(o.max_connections) +
+                      ", so one peer cannot take every slot");
   auto backend = MakeBackend({.sim_dir = o.sim_dir, .quote_version = o.quote_version});
   if (!backend.ok()) return InputError(backend.error());
 
   sigset_t stop_signals = BlockStopSignals();  // before any thread starts
 
   qgs::ServerOptions so;
-  so.request_timeout = Millis(o.timeout_s);
-  so.write_timeout = Millis(o.timeout_s);
+  so.request_timeout = Millis(o.request_timeout_s);
+  so.write_timeout = Millis(o.write_timeout_s);
   so.max_connections = o.max_connections;
+  so.max_connections_per_peer = o.max_connections_per_peer;
   so.unix_mode = mode;
   qgs::QgsServer server(**backend, so);
   if (Status s = server.Start(*addresses); !s.ok()) return InputError(s.error());
@@ -230,11 +239,19 @@ void AddQgsCommands(CLI::App& app, int& exit_code) {
                     "UNIX socket file mode, octal (default 0660)");
   serve
       ->add_option("--max-connections", so->max_connections,
-                   "connections served at once; more wait in the backlog (default 64)")
-      ->check(CLI::Range(size_t(1), size_t(4096)));
-  serve->add_option(
-      "--timeout", so->timeout_s,
-      "seconds a client has to send its request, and the reply to be written (default 30)");
+                   "connections served at once, in all; more wait in the backlog (default 64)")
+      ->check(CLI::Range(size_t(2), size_t(4096)));
+  serve
+      ->add_option("--max-connections-per-peer", so->max_connections_per_peer,
+                   "connections one peer (TCP source IP, vsock CID, UNIX peer pid: one TD) may "
+                   "hold at once; more are closed at once and logged (default 8; must be below "
+                   "--max-connections)")
+      ->check(CLI::Range(size_t(1), size_t(4095)));
+  serve->add_option("--request-timeout,--timeout", so->request_timeout_s,
+                    "seconds from the accept to the last byte of the request; then the "
+                    "connection is closed (default 5)");
+  serve->add_option("--write-timeout", so->write_timeout_s,
+                    "seconds to write the reply (default 5)");
   serve->callback([&exit_code, so] { exit_code = RunServe(*so); });
 
   auto* qgs = app.add_subcommand("qgs", "Talk to a Quote Generation Service (ours or Intel's)");

@@ -43,6 +43,7 @@ struct QgsServer::RequestLog {
   uint32_t error_code = kSuccess;
   size_t bytes_in = 0;
   size_t bytes_out = 0;
+  uint64_t unlogged_refusals = 0;  // for a "refused" line: refusals since the last one logged
   Clock::time_point start = Clock::now();
   Clock::time_point deadline;
 };
@@ -54,14 +55,26 @@ QgsServer::QgsServer(QuoteBackend& backend, ServerOptions options)
     backend_ = serialized_.get();
   }
   if (!options_.log) options_.log = LogToStderr;
-  if (options_.max_connections == 0) options_.max_connections = 1;
 }
 
 QgsServer::~QgsServer() { Stop(); }
 
 Status QgsServer::Start(const std::vector<QgsAddress>& listen) {
-  if (acceptor_.joinable() || stopped_) return Error{"QGS server: Start() called twice"};
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return Error{"QGS server: Start() after Stop()"};
+  }
+  if (acceptor_.joinable()) return Error{"QGS server: Start() called twice"};
   if (listen.empty()) return Error{"QGS server: no address to listen on"};
+  if (options_.max_connections < 2)
+    return Error{"QGS server: max_connections " + std::to_string(options_.max_connections) +
+                 " must be at least 2 (a per-peer cap below it must leave room for another peer)"};
+  if (options_.max_connections_per_peer == 0 ||
+      options_.max_connections_per_peer >= options_.max_connections)
+    return Error{"QGS server: max_connections_per_peer " +
+                 std::to_string(options_.max_connections_per_peer) + " must be from 1 to " +
+                 std::to_string(options_.max_connections - 1) +
+                 " (below max_connections, so one peer cannot take every slot)"};
   stop_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.valid()) return Error{std::string("QGS server: eventfd: ") + std::strerror(errno)};
   std::vector<Listener> listeners;
@@ -178,31 +191,35 @@ void QgsServer::AcceptLoop() {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         continue;
       }
+      Clock::time_point accepted = Clock::now();
+      UniqueFd owned(fd);
+      const Listener& listener = listeners_[i];
+      std::string peer_key = PeerKey(fd, listener.address.kind);
+      if (!Admit(owned, listener, peer_key)) break;  // refused: closed and logged, no thread
       auto conn = std::make_unique<Connection>();
       Connection* c = conn.get();
-      const Listener& listener = listeners_[i];
       {
         std::lock_guard lock(mu_);
-        ++active_;
         connections_.push_back(std::move(conn));
       }
       try {
-        c->thread = std::thread([this, c, &listener, owned = UniqueFd(fd)]() mutable {
-          Serve(std::move(owned), listener);
-          {
-            std::lock_guard lock(mu_);
-            c->done = true;
-            --active_;
-          }
-          served_.fetch_add(1);
-          cv_.notify_all();
-        });
+        c->thread = std::thread(
+            [this, c, &listener, accepted, peer_key, owned = std::move(owned)]() mutable {
+              Serve(std::move(owned), listener, accepted);
+              Release(peer_key);
+              {
+                std::lock_guard lock(mu_);
+                c->done = true;
+              }
+              served_.fetch_add(1);
+              cv_.notify_all();
+            });
       } catch (const std::system_error& e) {
         // No thread (resource limits): the lambda, and with it the socket, is already gone.
+        Release(peer_key);
         {
           std::lock_guard lock(mu_);
           c->done = true;
-          --active_;
         }
         LogEvent("accept_error", std::string("cannot start a connection thread: ") + e.what());
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -212,8 +229,63 @@ void QgsServer::AcceptLoop() {
   }
 }
 
-void QgsServer::Serve(UniqueFd fd, const Listener& listener) {
+bool QgsServer::Admit(UniqueFd& fd, const Listener& listener, const std::string& peer_key) {
+  bool admitted = false;
+  bool log_refusal = false;
+  bool first_unidentified = false;
+  uint64_t unlogged = 0;
+  {
+    std::lock_guard lock(mu_);
+    Peer& peer = peers_[peer_key];
+    if (peer.active < options_.max_connections_per_peer) {
+      admitted = true;
+      ++peer.active;
+      ++active_;
+      first_unidentified = peer_key == "unix:pid=0" && !warned_unidentified_;
+      if (first_unidentified) warned_unidentified_ = true;
+    } else {
+      // Refusals happen only while the peer has connections open, so its entry lives on.
+      Clock::time_point now = Clock::now();
+      if (!peer.last_refusal_log || now - *peer.last_refusal_log >= options_.refusal_log_interval) {
+        log_refusal = true;
+        unlogged = peer.unlogged_refusals;
+        peer.unlogged_refusals = 0;
+        peer.last_refusal_log = now;
+      } else {
+        ++peer.unlogged_refusals;
+      }
+    }
+  }
+  if (first_unidentified)
+    LogEvent("peer_unidentified",
+             "a UNIX peer's pid is 0 (its process is outside this PID namespace): all such peers "
+             "share one per-peer cap; run the QGS in the host's PID namespace");
+  if (admitted) return true;
+  refused_.fetch_add(1);
   RequestLog log;
+  if (log_refusal) {
+    log.listener = ToString(listener.address);
+    log.peer = DescribePeer(fd.get(), listener.address.kind);
+    log.outcome = "refused";
+    log.detail = "peer " + peer_key + " already has max_connections_per_peer (" +
+                 std::to_string(options_.max_connections_per_peer) + ") connections open";
+    log.unlogged_refusals = unlogged;
+  }
+  fd.reset();  // at once: no thread, nothing read
+  if (log_refusal) Emit(log);
+  return false;
+}
+
+void QgsServer::Release(const std::string& peer_key) {
+  std::lock_guard lock(mu_);
+  auto it = peers_.find(peer_key);
+  if (it != peers_.end() && it->second.active > 0 && --it->second.active == 0) peers_.erase(it);
+  --active_;
+}
+
+void QgsServer::Serve(UniqueFd fd, const Listener& listener, Clock::time_point accepted) {
+  RequestLog log;
+  log.start = accepted;
   log.listener = ToString(listener.address);
   log.peer = DescribePeer(fd.get(), listener.address.kind);
   log.deadline = log.start + options_.request_timeout;
@@ -332,6 +404,7 @@ void QgsServer::Emit(const RequestLog& log) {
   j["outcome"] = log.outcome;
   if (log.error_code != kSuccess) j["error_code"] = ErrorCodeName(log.error_code);
   if (!log.detail.empty()) j["detail"] = log.detail;
+  if (log.unlogged_refusals) j["refusals_not_logged"] = log.unlogged_refusals;
   j["bytes_in"] = log.bytes_in;
   j["bytes_out"] = log.bytes_out;
   j["duration_ms"] = std::round(ms * 1000) / 1000;

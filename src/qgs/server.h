@@ -1,11 +1,22 @@
 // The QGS server: Intel's Quote Generation Service protocol on UNIX, TCP and AF_VSOCK sockets, with
 // the quotes made by a QuoteBackend.
 //
-// Per connection, as Intel's QGS: one request, one reply, close. A thread serves each connection
-// (at most `max_connections`; more wait in the listen backlog). The whole request must arrive
-// within `request_timeout` of the accept, so a client that stalls or trickles is dropped without
-// holding a slot for long; the reply gets `write_timeout`. Each connection ends with one JSON log
-// line (peer, type, outcome, bytes, duration), and never logs report or quote contents.
+// Per connection, as Intel's QGS: one request, one reply, close. Each connection ends with one JSON
+// log line (peer, type, outcome, bytes, duration), and never logs report or quote contents.
+//
+// Against a client that connects and then sends nothing, or a trickle (one TD denying quotes to
+// the others):
+//   - A thread serves each connection, and a half-sent request pins its thread. So the whole
+//     request must arrive within `request_timeout` of the accept (default 5 s; QEMU sends it at
+//     once), else the connection is closed and logged "timeout"; the reply has its own
+//     `write_timeout`.
+//   - At most `max_connections_per_peer` connections per peer (PeerKey in transport.h: TCP source
+//     IP, vsock CID, UNIX peer pid = one QEMU = one TD). A connection over that is accepted, closed
+//     at once without a thread, counted (connections_refused) and logged "refused" (at most one
+//     line per peer per `refusal_log_interval`, with the number left unlogged). It must be below
+//     `max_connections`, so one peer always leaves the others at least the difference.
+//   - At most `max_connections` in all (threads, descriptors); beyond that new connections wait in
+//     the kernel's listen backlog until a slot frees, which a deadline guarantees.
 //
 // What arrives first decides the mode. The 4-byte length prefix and the 16 bytes after it are read:
 //   - a prefix under the 16-byte header: closed on;
@@ -29,8 +40,10 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -41,10 +54,18 @@
 namespace tdxvirt::qgs {
 
 struct ServerOptions {
-  // From accept to the last request byte (Intel's QGS allows a connection 30 s in all).
-  std::chrono::milliseconds request_timeout{30000};
-  std::chrono::milliseconds write_timeout{30000};
+  // From accept to the last request byte. Intel's QGS allows a connection 30 s; QEMU and the guest
+  // library send the request as soon as they connect, so a few seconds is ample, and it bounds how
+  // long a stalled client holds a slot.
+  std::chrono::milliseconds request_timeout{5000};
+  // For writing the reply (a client that does not read).
+  std::chrono::milliseconds write_timeout{5000};
   size_t max_connections = 64;
+  // Connections one peer (PeerKey) may hold at once; must be below max_connections (Start checks).
+  size_t max_connections_per_peer = 8;
+  // A peer's refusals are logged at most once per interval (the line counts the ones skipped),
+  // so a client looping on connect cannot flood the log.
+  std::chrono::milliseconds refusal_log_interval{1000};
   size_t max_request_size = kDefaultMaxRequestSize;
   // Calls the backend one at a time; set false only for a backend that is safe to call
   // concurrently.
@@ -63,7 +84,8 @@ class QgsServer {
   QgsServer(const QgsServer&) = delete;
   QgsServer& operator=(const QgsServer&) = delete;
 
-  // Listens on every address (all or none) and starts serving. Call once.
+  // Listens on every address (all or none) and starts serving. Call once, and not after Stop().
+  // Fails on limits that would let one peer take every slot.
   Status Start(const std::vector<QgsAddress>& listen);
   // The addresses being served, with the ports chosen for port 0.
   const std::vector<QgsAddress>& addresses() const { return bound_; }
@@ -74,6 +96,8 @@ class QgsServer {
 
   size_t active_connections() const;
   uint64_t connections_served() const { return served_.load(); }
+  // Connections closed at once because their peer was at max_connections_per_peer.
+  uint64_t connections_refused() const { return refused_.load(); }
 
  private:
   struct Listener {
@@ -86,10 +110,19 @@ class QgsServer {
     std::thread thread;
     bool done = false;  // guarded by mu_
   };
+  struct Peer {
+    size_t active = 0;
+    // Refusals are logged at most once per refusal_log_interval; the ones between are counted.
+    std::optional<Clock::time_point> last_refusal_log;
+    uint64_t unlogged_refusals = 0;
+  };
   struct RequestLog;
 
   void AcceptLoop();
-  void Serve(UniqueFd fd, const Listener& listener);
+  // Takes a slot for `peer_key`, or refuses (closes and logs) the connection; true if taken.
+  bool Admit(UniqueFd& fd, const Listener& listener, const std::string& peer_key);
+  void Release(const std::string& peer_key);
+  void Serve(UniqueFd fd, const Listener& listener, Clock::time_point accepted);
   void ServeMessage(int fd, Bytes head, RequestLog& log);  // `head`: prefix + 16 bytes
   void ServeRaw(int fd, Bytes head, RequestLog& log);
   void Reply(int fd, ByteSpan bytes, RequestLog& log);
@@ -109,10 +142,13 @@ class QgsServer {
   std::condition_variable cv_;  // a connection finished, or stopping
   std::list<std::unique_ptr<Connection>> connections_;
   size_t active_ = 0;
+  std::unordered_map<std::string, Peer> peers_;  // peers with a connection open
   bool stopping_ = false;
+  bool warned_unidentified_ = false;  // "peer_unidentified" is logged once
   bool stopped_ = false;
   std::mutex stop_mu_;  // one Stop() at a time
   std::atomic<uint64_t> served_{0};
+  std::atomic<uint64_t> refused_{0};
 };
 
 }  // namespace tdxvirt::qgs

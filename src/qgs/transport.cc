@@ -514,4 +514,33 @@ std::string DescribePeer(int fd, QgsAddress::Kind kind) {
   return SockaddrToString(ss);
 }
 
+std::string PeerKey(int fd, QgsAddress::Kind kind) {
+  if (kind == QgsAddress::Kind::kUnix) {
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "unknown";
+    return "unix:pid=" + std::to_string(cred.pid);
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    return "tcp:" + std::string(host);
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof(host));
+    else
+      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return "tcp:" + std::string(host);
+  }
+  if (ss.ss_family == AF_VSOCK)
+    return "vsock:" + std::to_string(reinterpret_cast<const sockaddr_vm*>(&ss)->svm_cid);
+  return "unknown";
+}
+
 }  // namespace tdxvirt::qgs

@@ -97,4 +97,18 @@ Result<UniqueFd> Listen(const QgsAddress& address, const ListenOptions& options,
 // The peer of a connected socket, for logs: "127.0.0.1:5000", "vsock:3:1034", "unix:pid=12,uid=0".
 std::string DescribePeer(int fd, QgsAddress::Kind kind);
 
+// Who is on the other end, as the server's per-peer connection cap counts it: one key per TD, as
+// far as the transport can tell.
+//   - TCP: "tcp:" + the source IP, without the port (a client opens each connection from a new
+//     port). An IPv4-mapped IPv6 address counts as the IPv4 one. All clients on one host (or
+//     behind one NAT) are one peer.
+//   - AF_VSOCK: "vsock:" + the CID: the hypervisor assigns one per guest, so one per TD.
+//   - UNIX: "unix:pid=" + SO_PEERCRED's pid. Each TD is one QEMU process, and QEMU connects per
+//     request from that process; the uid is no identity (every QEMU runs as the same user).
+//     The kernel reports pid 0 for a process outside the server's PID namespace, so a QGS that
+//     cannot see QEMU's processes counts all of them as one peer, "unix:pid=0": run it in the
+//     host's PID namespace, as Intel's QGS (a host service) is.
+// "unknown" when the transport cannot tell (getpeername/getsockopt failed).
+std::string PeerKey(int fd, QgsAddress::Kind kind);
+
 }  // namespace tdxvirt::qgs

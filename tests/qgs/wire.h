@@ -81,8 +81,15 @@ class Conn {
     c.connected_ = connect(c.fd_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
     return c;
   }
-  static Conn Tcp(uint16_t port) {
+  // To 127.0.0.1:port, from `from` (another loopback address, e.g. "127.0.0.2", is another peer).
+  static Conn Tcp(uint16_t port, const char* from = nullptr) {
     Conn c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (from) {
+      sockaddr_in src{};
+      src.sin_family = AF_INET;
+      inet_pton(AF_INET, from, &src.sin_addr);
+      if (bind(c.fd_, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) return c;
+    }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
