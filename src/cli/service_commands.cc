@@ -12,7 +12,9 @@
 
 #include "cli/commands.h"
 #include "common/file.h"
+#include "common/log.h"
 #include "guest/quote_provider.h"
+#include "replay/replay_store.h"
 #include "service/client.h"
 #include "service/jose.h"
 #include "service/server.h"
@@ -42,6 +44,7 @@ struct ServeOptions {
   size_t max_body_size = 1 << 20;
   int threads = 8;
   std::string port_file;
+  std::string replay_store;
 };
 
 Result<std::vector<std::string>> ReadApiKeys(const std::string& path) {
@@ -114,6 +117,15 @@ int RunServe(const ServeOptions& o) {
   so.max_body_size = o.max_body_size;
   if (o.threads < 1 || o.threads > 256) return InputError("--threads must be 1..256");
   so.threads = o.threads;
+  if (!o.replay_store.empty()) {
+    auto store = replay::OpenReplayStore(o.replay_store, so.appraisal.max_replay_entries);
+    if (!store.ok()) return InputError("--replay-store: " + store.error());
+    // Unreachable now is not fatal (Redis may start after us): attest answers 503 until it is.
+    if (Status s = (*store)->Connect(int64_t(std::time(nullptr))); !s.ok())
+      LogToStderr(LogLine("warn", "attestation", "replay_store_unavailable",
+                          (*store)->Describe() + ": " + s.error() + "; attest answers 503 until it is reachable"));
+    so.appraisal.replay_store = std::move(*store);
+  }
 
   sigset_t stop_signals = BlockStopSignals();
 
@@ -375,6 +387,9 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
   s->add_option("--max-body-size", so->max_body_size, "largest attest body, bytes")->capture_default_str();
   s->add_option("--threads", so->threads, "request threads")->capture_default_str();
   s->add_option("--port-file", so->port_file, "write the bound port here once listening");
+  s->add_option("--replay-store", so->replay_store,
+                "used-nonce memory shared by replicas: redis://[:PASSWORD@]HOST:PORT[/DB] "
+                "(default: in this process)");
   s->callback([&exit_code, so] { exit_code = RunServe(*so); });
 
   auto* attest = AttestCommand(app);
