@@ -2,8 +2,6 @@
 // expiring with the nonce. hiredis 0.14 (Debian 12) is blocking, so the store keeps a small pool
 // of connections, each used by one request thread at a time, with connect and command timeouts.
 #include <hiredis/hiredis.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include <condition_variable>
 #include <cstring>
@@ -143,40 +141,6 @@ Result<RedisUrl> ParseRedisUrl(std::string_view url) {
 
 namespace {
 
-// hiredis 0.14 writes with write(2), not send(MSG_NOSIGNAL): writing to a connection Redis closed
-// raises SIGPIPE, whose default action ends the process. While a guard lives, SIGPIPE is blocked
-// in this thread, and one the write raised is discarded before the mask is restored, so a closed
-// connection is an ordinary error (EPIPE).
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        struct timespec zero {};
-        while (sigtimedwait(&pipe_, nullptr, &zero) == -1 && errno == EINTR) {
-        }
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t pipe_, old_;
-  bool was_pending_ = false;
-};
-
 struct ReplyDeleter {
   void operator()(redisReply* r) const { freeReplyObject(r); }
 };
@@ -195,7 +159,9 @@ ReplyPtr Command(redisContext* c, const std::vector<std::string>& args, std::str
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  SigpipeGuard guard;
+  // No SIGPIPE to fear from a connection Redis closed: hiredis writes a command in one write(2),
+  // the first write after the peer's reset fails with ECONNRESET (Linux), and a connection is
+  // dropped after its first error, never written to again.
   ReplyPtr r(static_cast<redisReply*>(redisCommandArgv(c, int(argv.size()), argv.data(), lens.data())));
   if (!r) error = c->err == REDIS_ERR_IO && errno == EAGAIN ? "no reply within the command timeout"
                                                             : std::string(c->errstr);

@@ -216,6 +216,30 @@ TEST(RedisReplayStore, RestartWithoutPersistenceRefusesNoncesIssuedBefore) {
   EXPECT_EQ(s->Mark(Nonce(8), kT + 10, kT + 130, kT + 20).verdict, Verdict::kReplayed);
 }
 
+// After Redis restarts every pooled connection is dead: the first request after it must not
+// fail on a second stale connection.
+TEST(RedisReplayStore, ARestartedRedisServesTheNextRequestWhateverThePoolHeld) {
+  SKIP_WITHOUT_REDIS_SERVER();
+  RedisTestServer redis;
+  ASSERT_TRUE(redis.running());
+  RedisOptions o = Options(redis);
+  o.max_connections = 2;
+  o.command_timeout = std::chrono::seconds(30);
+  auto s = NewRedisReplayStore(o);
+  // Two requests at once while Redis holds commands: the pool opens its second connection.
+  ASSERT_EQ(RedisRaw(redis.port(), {"CLIENT PAUSE 1500 ALL"}), "+OK");
+  std::thread t([&] { EXPECT_EQ(s->Mark(Nonce(1), kT, kT + 120, kT).verdict, Verdict::kFresh); });
+  EXPECT_EQ(s->Mark(Nonce(2), kT, kT + 120, kT).verdict, Verdict::kFresh);
+  t.join();
+  // Connected clients: the pool's two and this one.
+  EXPECT_EQ(RedisRaw(redis.port(), {"EVAL \"return tonumber(string.match(redis.call('INFO','clients'),"
+                                    "'connected_clients:(%d+)'))\" 0"}),
+            ":3");
+  redis.Kill();
+  ASSERT_TRUE(redis.Start());
+  EXPECT_EQ(s->Mark(Nonce(3), kT, kT + 120, kT).verdict, Verdict::kFresh);
+}
+
 TEST(RedisReplayStore, PasswordAndDatabaseFromTheUrl) {
   SKIP_WITHOUT_REDIS_SERVER();
   RedisTestServer redis({"--requirepass", "s3cret/pw"});

@@ -83,6 +83,28 @@ TEST(ServiceReplay, NonceUsedOnOneReplicaIsRefusedByAnother) {
   EXPECT_EQ(PostAttest(a->server->base_url(), ev_b).Message(), kAlreadyUsed);
 }
 
+// MAC and age are checked before the nonce is marked: a forged request carrying someone's nonce
+// value cannot burn that nonce for its owner.
+TEST(ServiceReplay, ARequestWithAForgedNonceDoesNotConsumeIt) {
+  SKIP_WITHOUT_REDIS_SERVER();
+  RedisTestServer redis;
+  ASSERT_TRUE(redis.running());
+  auto a = Replica(redis);
+  ASSERT_TRUE(a->server);
+  std::string ev = Evidence(*a);
+  auto forged = nlohmann::json::parse(ev);
+  auto& sig = forged["tdx"]["verifier_nonce"]["signature"];
+  std::string text = sig.get<std::string>();
+  text[0] = text[0] == 'A' ? 'B' : 'A';
+  sig = text;
+  auto refused = PostAttest(a->server->base_url(), forged.dump());
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_TRUE(Contains(refused.Message(), "verifier_nonce: signature does not verify")) << refused.body;
+  EXPECT_EQ(tdxvirt::testing::RedisRaw(redis.port(), {"DBSIZE"}), ":1");  // memory-begins only
+  auto owner = PostAttest(a->server->base_url(), ev);
+  EXPECT_EQ(owner.status, 200) << owner.body;
+}
+
 TEST(ServiceReplay, UsedNonceIsRefusedAfterTheReplicaRestarts) {
   SKIP_WITHOUT_REDIS_SERVER();
   RedisTestServer redis;
