@@ -12,7 +12,9 @@
 
 #include "cli/commands.h"
 #include "common/file.h"
+#include "common/log.h"
 #include "guest/quote_provider.h"
+#include "replay/replay_store.h"
 #include "service/client.h"
 #include "service/jose.h"
 #include "service/server.h"
@@ -44,6 +46,7 @@ struct ServeOptions {
   size_t max_connections = 1024, max_connections_per_source = 128;
   double header_timeout_s = 10;
   std::string port_file;
+  std::string replay_store;
 };
 
 Result<std::vector<std::string>> ReadApiKeys(const std::string& path) {
@@ -124,6 +127,15 @@ int RunServe(const ServeOptions& o) {
   if (!(o.header_timeout_s >= 0.1 && o.header_timeout_s <= 600))
     return InputError("--header-timeout must be 0.1..600 seconds");
   so.limits.header_timeout = std::chrono::milliseconds(int64_t(o.header_timeout_s * 1000));
+  if (!o.replay_store.empty()) {
+    auto store = replay::OpenReplayStore(o.replay_store, so.appraisal.max_replay_entries);
+    if (!store.ok()) return InputError("--replay-store: " + store.error());
+    // Unreachable now is not fatal (Redis may start after us): attest answers 503 until it is.
+    if (Status s = (*store)->Connect(int64_t(std::time(nullptr))); !s.ok())
+      LogToStderr(LogLine("warn", "attestation", "replay_store_unavailable",
+                          (*store)->Describe() + ": " + s.error() + "; attest answers 503 until it is reachable"));
+    so.appraisal.replay_store = std::move(*store);
+  }
 
   sigset_t stop_signals = BlockStopSignals();
 
@@ -394,6 +406,9 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
                 "seconds for TLS handshake + request header; also the keep-alive idle time")
       ->capture_default_str();
   s->add_option("--port-file", so->port_file, "write the bound port here once listening");
+  s->add_option("--replay-store", so->replay_store,
+                "used-nonce memory shared by replicas: redis://[:PASSWORD@]HOST:PORT[/DB] "
+                "(default: in this process)");
   s->callback([&exit_code, so] { exit_code = RunServe(*so); });
 
   auto* attest = AttestCommand(app);

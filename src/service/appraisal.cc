@@ -294,6 +294,7 @@ Appraiser::Appraiser(const SigningKey& key, const verify::QuoteVerifier& verifie
     : key_(key), verifier_(verifier), collateral_(collateral), policies_(policies),
       options_(std::move(options)) {
   if (options_.instance_id.empty()) options_.instance_id = RandomUuid();
+  if (!options_.replay_store) options_.replay_store = replay::NewMemoryReplayStore(options_.max_replay_entries);
 }
 
 VerifierNonce Appraiser::IssueNonce(int64_t now) const {
@@ -323,17 +324,6 @@ Status Appraiser::CheckNonce(const VerifierNonce& n, int64_t now) const {
   return OkStatus();
 }
 
-bool Appraiser::MarkUsed(const Bytes& val, int64_t expires, int64_t now) {
-  std::string k(AsString(val));
-  std::lock_guard<std::mutex> l(replay_mu_);
-  if (used_.size() >= options_.max_replay_entries / 2) {
-    for (auto it = used_.begin(); it != used_.end();)
-      it = it->second < now ? used_.erase(it) : std::next(it);
-  }
-  if (used_.size() >= options_.max_replay_entries) return false;
-  return used_.emplace(std::move(k), expires).second;
-}
-
 AttestOutcome Appraiser::Attest(std::string_view body, int api_version, int64_t now) {
   auto req = ParseAttestRequest(body);
   if (!req.ok()) return Fail(400, "bad_request", req.error());
@@ -358,8 +348,17 @@ AttestOutcome Appraiser::Attest(std::string_view body, int api_version, int64_t 
   if (nonce) {
     if (Status s = CheckNonce(*nonce, now); !s.ok()) return Fail(400, "nonce", s.error());
     int64_t iat = *ParseRfc3339(AsString(nonce->iat));
-    if (!MarkUsed(nonce->val, iat + options_.nonce_lifetime_seconds, now))
-      return Fail(400, "nonce", "verifier_nonce: already used (a nonce is good for one attest request); get a fresh nonce");
+    auto& store = *options_.replay_store;
+    auto mark = store.Mark(nonce->val, iat, iat + options_.nonce_lifetime_seconds, now);
+    if (mark.verdict == replay::Verdict::kReplayed)
+      return Fail(400, "nonce",
+                  "verifier_nonce: " +
+                      (mark.detail.empty() ? "already used (a nonce is good for one attest request)" : mark.detail) +
+                      "; get a fresh nonce");
+    if (mark.verdict != replay::Verdict::kFresh)
+      return Fail(503, "replay_store",
+                  "replay store " + store.Describe() + " unavailable: " + mark.detail +
+                      "; no token is issued without the nonce replay check, retry later");
   }
 
   if (nonce || !req->runtime_data.empty()) {

@@ -3,8 +3,8 @@
 // Pure over bytes and structs except for the collateral source; the HTTP edge is server.h.
 //
 // Order of checks in Attest (cheap and request-local first, so garbage never costs a verification):
-//   body shape -> token_signing_alg -> policy ids known -> quote parses -> nonce (MAC, age, not
-//   replayed) -> REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP
+//   body shape -> token_signing_alg -> policy ids known -> quote parses -> nonce (MAC, age, then
+//   marked used in the replay store: a forged or expired nonce never costs a store entry) -> REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP
 //   verification against cached collateral -> policies -> signed token.
 #pragma once
 
@@ -22,6 +22,7 @@
 #include "common/bytes.h"
 #include "common/result.h"
 #include "evidence/quote.h"
+#include "replay/replay_store.h"
 #include "service/jose.h"
 #include "service/policy.h"
 #include "verify/pcs_client.h"
@@ -69,7 +70,10 @@ struct AppraisalOptions {
   bool require_nonce = false;          // true: refuse requests without verifier_nonce
   bool check_crl = true;
   std::string instance_id;             // verifier_instance_ids; default a random UUID
-  size_t max_replay_entries = 1 << 20; // used nonces remembered (until they expire)
+  size_t max_replay_entries = 1 << 20; // used nonces remembered (until they expire), in memory
+  // Where used nonces are remembered; null: in this process (max_replay_entries). Shared (Redis)
+  // when replicas share the nonce key or a restart must not forget (replay/replay_store.h).
+  std::shared_ptr<replay::ReplayStore> replay_store;
 };
 
 // An appraisal outcome: either a token or an HTTP status with a message naming the field.
@@ -77,7 +81,7 @@ struct AttestOutcome {
   int status = 200;
   std::string message;           // error text for status != 200
   std::string outcome;           // metrics label: "ok", "bad_request", "nonce", "reportdata",
-                                 // "quote", "policy", "collateral", "internal"
+                                 // "quote", "policy", "collateral", "replay_store", "internal"
   std::string token;
   double verify_seconds = 0;     // time spent in DCAP verification
   nlohmann::json claims;
@@ -97,17 +101,16 @@ class Appraiser {
   AttestOutcome Attest(std::string_view body, int api_version, int64_t now);
 
   const AppraisalOptions& options() const { return options_; }
+  // For metrics (errors()) and readiness.
+  replay::ReplayStore& replay_store() { return *options_.replay_store; }
 
  private:
-  bool MarkUsed(const Bytes& val, int64_t expires, int64_t now);
 
   const SigningKey& key_;
   const verify::QuoteVerifier& verifier_;
   CollateralSource& collateral_;
   PolicyStore* policies_;
   AppraisalOptions options_;
-  std::mutex replay_mu_;
-  std::unordered_map<std::string, int64_t> used_;  // nonce val -> expiry
 };
 
 // The parsed attest request (flat or nested "tdx" form).

@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 
 #include "common/openssl.h"
 #include "kubevirt/document.h"
+#include "replay/replay_store.h"
 #include "test_util.h"
 
 namespace tdxvirt {
@@ -84,6 +86,13 @@ std::vector<std::string> TdxvirtArgv(const YAML::Node& container) {
 
 std::string FlagName(const std::string& arg) { return arg.substr(0, arg.find('=')); }
 
+// Containers of other images run beside tdxvirt's: pinned, and only these (Redis is the shared
+// replay memory of deploy/service-ha).
+const std::set<std::string> kThirdPartyImages = {"redis:7.0.15"};
+bool RunsTdxvirt(const YAML::Node& container) {
+  return container["image"].as<std::string>("").starts_with("tdxvirt/tdxvirt:");
+}
+
 TEST(DeployManifests, AllParseAndKustomizationListsEveryFileInItsFolder) {
   ASSERT_GE(Docs().size(), 10u);
   for (auto& d : Docs()) {
@@ -112,6 +121,7 @@ TEST(DeployManifests, EveryContainerFlagIsOneItsSubcommandTakes) {
   int checked = 0;
   for (auto& w : Workloads()) {
     for (auto c : w.pod["spec"]["containers"]) {
+      if (!RunsTdxvirt(c)) continue;
       auto command = Strings(c["command"]);
       ASSERT_FALSE(command.empty()) << w.doc->file << ": give the command explicitly";
       ASSERT_EQ(command[0], "/usr/bin/tdxvirt") << w.doc->file;
@@ -144,6 +154,12 @@ TEST(DeployManifests, ProbesListenFlagAndServicesAgreeOnPorts) {
       std::map<std::string, int> ports;  // name -> containerPort
       for (auto p : c["ports"]) ports[p["name"].as<std::string>()] = p["containerPort"].as<int>();
       for (const char* probe : {"livenessProbe", "readinessProbe"}) {
+        if (!RunsTdxvirt(c)) {  // no HTTP: a TCP probe on a declared port
+          auto tcp = c[probe]["tcpSocket"];
+          ASSERT_TRUE(tcp) << w.doc->file << " needs a " << probe;
+          EXPECT_TRUE(ports.count(tcp["port"].as<std::string>())) << w.doc->file << " " << probe;
+          continue;
+        }
         auto get = c[probe]["httpGet"];
         ASSERT_TRUE(get) << w.doc->file << " needs a " << probe;
         EXPECT_TRUE(ports.count(get["port"].as<std::string>())) << w.doc->file << " " << probe;
@@ -221,10 +237,14 @@ TEST(DeployManifests, OneImageOfThisVersionEverywhere) {
   int images = 0;
   for (auto& w : Workloads())
     for (auto c : w.pod["spec"]["containers"]) {
+      if (!RunsTdxvirt(c)) {
+        EXPECT_TRUE(kThirdPartyImages.count(c["image"].as<std::string>())) << w.doc->file;
+        continue;
+      }
       EXPECT_EQ(c["image"].as<std::string>(), image) << w.doc->file;
       ++images;
     }
-  EXPECT_EQ(images, 3);
+  EXPECT_EQ(images, 4);
   for (auto& d : Docs())
     if (d.Kind() == "ConfigMap" && d.node["data"]["settings.yaml"]) {
       auto settings = YAML::Load(d.node["data"]["settings.yaml"].as<std::string>());
@@ -252,6 +272,74 @@ nlohmann::json ReviewOf(const std::string& uid, const nlohmann::json& object) {
   return {{"apiVersion", "admission.k8s.io/v1"},
           {"kind", "AdmissionReview"},
           {"request", {{"uid", uid}, {"operation", "CREATE"}, {"object", object}}}};
+}
+
+const Doc& FindIn(const std::string& file, const std::string& kind) {
+  for (auto& d : Docs())
+    if (d.file == file && d.Kind() == kind) return d;
+  throw std::runtime_error("deploy/" + file + " has no " + kind);
+}
+
+// deploy/service-ha: several replicas whose --replay-store names the Redis Service of the same
+// folder, with the password from the Secret Redis requires, and a NetworkPolicy that lets only
+// the attestation pods reach Redis.
+TEST(DeployManifests, ReplicatedServiceSharesReplayMemoryWithOnlyItsRedis) {
+  const Doc& service = FindIn("service-ha/attestation.yaml", "Deployment");
+  const Doc& redis = FindIn("service-ha/redis.yaml", "Deployment");
+  const Doc& redis_service = FindIn("service-ha/redis.yaml", "Service");
+  const Doc& policy = FindIn("service-ha/networkpolicy.yaml", "NetworkPolicy");
+  EXPECT_GE(service.node["spec"]["replicas"].as<int>(), 2);
+  auto container = service.node["spec"]["template"]["spec"]["containers"][0];
+  std::string url;
+  for (auto& a : TdxvirtArgv(container))
+    if (FlagName(a) == "--replay-store") url = a.substr(a.find('=') + 1);
+  auto parsed = replay::ParseRedisUrl(url);
+  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  EXPECT_EQ(parsed->host, redis_service.Name());
+  bool port_served = false;
+  for (auto p : redis_service.node["spec"]["ports"]) port_served |= p["port"].as<int>() == parsed->port;
+  EXPECT_TRUE(port_served) << url;
+  // One password, from one Secret key, in both containers; none written into the manifests.
+  auto secret_of = [](const YAML::Node& c, const std::string& var) {
+    for (auto e : c["env"])
+      if (e["name"].as<std::string>() == var)
+        return e["valueFrom"]["secretKeyRef"]["name"].as<std::string>() + "/" +
+               e["valueFrom"]["secretKeyRef"]["key"].as<std::string>();
+    return std::string();
+  };
+  auto redis_container = redis.node["spec"]["template"]["spec"]["containers"][0];
+  auto redis_args = Strings(redis_container["args"]);
+  auto pass = std::find(redis_args.begin(), redis_args.end(), "--requirepass");
+  ASSERT_NE(pass, redis_args.end());
+  ASSERT_NE(pass + 1, redis_args.end());
+  EXPECT_EQ(*(pass + 1), "$(REDIS_PASSWORD)");
+  EXPECT_EQ(parsed->password, "$(REDIS_PASSWORD)");
+  EXPECT_FALSE(secret_of(container, "REDIS_PASSWORD").empty());
+  EXPECT_EQ(secret_of(container, "REDIS_PASSWORD"), secret_of(redis_container, "REDIS_PASSWORD"));
+  // The policy guards the pods the Redis Service selects and admits only the attestation pods.
+  auto labels_match = [](const YAML::Node& selector, const YAML::Node& labels) {
+    bool any = false;
+    for (auto kv : selector) {
+      any = true;
+      if (labels[kv.first.as<std::string>()].as<std::string>("") != kv.second.as<std::string>()) return false;
+    }
+    return any;
+  };
+  auto redis_labels = redis.node["spec"]["template"]["metadata"]["labels"];
+  EXPECT_TRUE(labels_match(policy.node["spec"]["podSelector"]["matchLabels"], redis_labels));
+  EXPECT_TRUE(labels_match(redis_service.node["spec"]["selector"], redis_labels));
+  EXPECT_EQ(policy.node["metadata"]["namespace"].as<std::string>(), redis.node["metadata"]["namespace"].as<std::string>());
+  auto types = Strings(policy.node["spec"]["policyTypes"]);
+  EXPECT_NE(std::find(types.begin(), types.end(), "Ingress"), types.end());
+  ASSERT_EQ(policy.node["spec"]["ingress"].size(), 1u);
+  auto rule = policy.node["spec"]["ingress"][0];
+  ASSERT_EQ(rule["from"].size(), 1u);
+  EXPECT_FALSE(rule["from"][0]["namespaceSelector"]) << "only pods of this namespace";
+  EXPECT_TRUE(labels_match(rule["from"][0]["podSelector"]["matchLabels"],
+                           service.node["spec"]["template"]["metadata"]["labels"]));
+  EXPECT_FALSE(labels_match(rule["from"][0]["podSelector"]["matchLabels"], redis_labels));
+  ASSERT_EQ(rule["ports"].size(), 1u);
+  EXPECT_EQ(rule["ports"][0]["port"].as<int>(), parsed->port);
 }
 
 // The webhook Deployment's own arguments, with its mounts (/tls, /config) moved into a temp dir
