@@ -244,6 +244,11 @@ std::string AttestationServer::MetricsText() const {
          "# TYPE tdxvirt_attestation_policy_reload_errors_total counter\n"
          "tdxvirt_attestation_policy_reload_errors_total " +
          std::to_string(metrics_->policy_reload_errors) + "\n";
+  out += "# HELP tdxvirt_attestation_replay_store_errors_total Nonce replay checks the store could "
+         "not answer (attest answered 503).\n"
+         "# TYPE tdxvirt_attestation_replay_store_errors_total counter\n"
+         "tdxvirt_attestation_replay_store_errors_total " +
+         std::to_string(appraiser_->replay_store().errors()) + "\n";
   if (http_) out += http::StatsText(http_->stats(), "tdxvirt_attestation");
   std::string why;
   out += "# HELP tdxvirt_attestation_ready 1 when /readyz answers 200.\n"
