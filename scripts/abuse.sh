@@ -29,7 +29,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [[ -n "${ABUSE_KEEP:-}" ]]; then echo "abuse: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -77,8 +77,10 @@ wait_port "$p" "$last_pid"
 targets+=("{\"name\":\"webhook\",\"port\":$p,\"pid\":$last_pid,\"tls\":true,\"probe\":\"/healthz\",\"post\":\"/mutate\",\"header_timeout\":10}")
 
 "$bin" node sim-host --root "$work/host" --keys 8 >/dev/null
+mkdir -p "$work/plugins"
+start sim-kubelet "$work/kubelet.log" -- sh -c 'exec "$0" node sim-kubelet --dir "$1" >"$2"' "$bin" "$work/plugins" "$work/kubelet.out"
 p=$(free_port)
-start node-agent "$work/node.log" -- "$bin" serve node-agent --root "$work/host" \
+start node-agent "$work/node.log" -- "$bin" serve node-agent --host-root "$work/host" \
   --device-plugin-dir "$work/plugins" --listen "127.0.0.1:$p"
 wait_port "$p" "$last_pid"
 targets+=("{\"name\":\"node-agent\",\"port\":$p,\"pid\":$last_pid,\"probe\":\"/healthz\",\"post\":\"/healthz\",\"header_timeout\":10}")

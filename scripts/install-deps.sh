@@ -17,6 +17,7 @@ packages=(
   redis-server          # a real Redis for the replay-store tests
   libxml2-utils         # xmllint: checks domain XML against libvirt's RelaxNG schema
   openssl               # the openssl tool: a webhook test makes its serving certificate with it
+  python3               # scripts/abuse.py: the hostile-client probes (CTest abuse_short)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
