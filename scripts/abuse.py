@@ -2,7 +2,8 @@
 """Hostile-client probes against tdxvirt's daemons, loopback only (scripts/abuse.sh starts them).
 
 Every probe is bounded in connections, bytes and time, and targets 127.0.0.0/8 only. Attackers use
-source addresses 127.0.0.2 and up; the "normal client" whose service must go on uses 127.0.0.1.
+source addresses 127.0.0.2 and up, one range per probe so that one probe's leftovers never meet
+another's per-source cap; the "normal client" whose service must go on uses 127.0.0.1.
 Usage: abuse.py TARGETS.json [--short]   (prints a table; exit 1 when a probe comes out wrong)
 """
 import json
@@ -170,7 +171,7 @@ def bare_tls(t):
     if not t.get("tls"):
         return None, "plain HTTP"
     n = 16 if SHORT else 64
-    socks = [connect(t, "127.0.0.2", handshake=False) for _ in range(n)]
+    socks = [connect(t, "127.0.0.5", handshake=False) for _ in range(n)]
     status, secs = get(t, t["probe"])
     during = open_count(socks)
     closed = wait_closed(socks, time.monotonic() + t["header_timeout"] + 5)
@@ -181,9 +182,9 @@ def bare_tls(t):
                 f"{closed}/{n} closed at the handshake deadline")
 
 
-def flood_body(t, path, total, make_chunk, head):
+def flood_body(t, source, total, make_chunk, head):
     """Sends head, then chunks up to `total` bytes while reading the answer; (status, sent)."""
-    s = connect(t, "127.0.0.2", timeout=20)
+    s = connect(t, source, timeout=20)
     s.sendall(head)
     sent = [0]
     chunk = make_chunk()
@@ -214,7 +215,7 @@ def chunked(t):
     piece = 64 << 10
     head = (f"POST {t['post']} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\n\r\n").encode()
-    status, sent = flood_body(t, t["post"], total, lambda: b"%x\r\n" % piece + b"x" * piece + b"\r\n", head)
+    status, sent = flood_body(t, "127.0.0.3", total, lambda: b"%x\r\n" % piece + b"x" * piece + b"\r\n", head)
     grew = (rss_kib(t["pid"]) - before) // 1024
     ok = status in (401, 405, 413) and sent < total and grew < 32
     return ok, f"unauthenticated chunked POST {t['post']}: {status} after {sent >> 20} MiB of {total >> 20}; peak RSS {grew:+d} MiB"
@@ -224,7 +225,7 @@ def header_flood(t):
     total = (8 if SHORT else 64) << 20
     before = rss_kib(t["pid"])
     head = f"GET {t['probe']} HTTP/1.1\r\nHost: x\r\n".encode()
-    status, sent = flood_body(t, t["probe"], total, lambda: b"X-Flood: " + b"a" * 8000 + b"\r\n", head)
+    status, sent = flood_body(t, "127.0.0.4", total, lambda: b"X-Flood: " + b"a" * 8000 + b"\r\n", head)
     grew = (rss_kib(t["pid"]) - before) // 1024
     ok = status == 431 and sent < total and grew < 32
     return ok, f"{total >> 20} MiB of headers: {status} after {sent >> 10} KiB; peak RSS {grew:+d} MiB"
@@ -279,7 +280,7 @@ def qgs_half_sent(t):
     socks = []
     for _ in range(n):
         try:
-            s = connect(t, "127.0.0.2")
+            s = connect(t, "127.0.0.6")
             s.sendall(b"\x00\x00")  # half of the 4-byte length prefix, then nothing
             socks.append(s)
         except OSError:
