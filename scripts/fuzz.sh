@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 target="${1:?usage: scripts/fuzz.sh TARGET [SECONDS]}"
 seconds="${2:-60}"
-all_targets=(quote td_report collateral qgs_message tdvf service kubevirt_review kubevirt_domain node_host)
+all_targets=(quote td_report collateral qgs_message tdvf service kubevirt_review kubevirt_domain node_host http)
 if [[ "$target" == "all" ]]; then
   for t in "${all_targets[@]}"; do "$0" "$t" "$seconds"; done
   exit 0
@@ -44,6 +44,8 @@ case "$target" in
       "$shared"/testdata/kubevirt/domain-xml/*.xml "$corpus/" || true ;;
   node_host)
     cp -n tests/node/seeds/* "$shared"/testdata/kubevirt/domcapabilities/domcapabilities_tdx.xml "$corpus/" || true ;;
+  http)
+    cp -n tests/http/seeds/* "$corpus/" || true ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 if [[ "$target" == "td_report" ]]; then
