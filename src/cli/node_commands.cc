@@ -273,11 +273,7 @@ int RunAgent(const AgentFlags& f) {
     ho.limits.max_connections_per_source = 64;
     ho.on_response = [](const http::Event& e) {
       auto j = LogRecord(e.status < 400 ? "info" : e.status < 500 ? "warn" : "error", "node-agent", "request");
-      j["method"] = e.method;
-      j["path"] = e.path;
-      j["status"] = e.status;
-      j["remote"] = e.remote;
-      if (!e.error.empty()) j["detail"] = e.error;
+      http::AddLogFields(e, j);
       LogToStderr(LogLine(j));
     };
     auto server = http::Server::Create(std::move(ho), std::move(routes));

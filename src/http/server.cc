@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <cmath>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -37,6 +38,17 @@ std::string Request::header(std::string_view name) const {
 std::string_view StatusText(int status) {
   auto s = bhttp::obsolete_reason(bhttp::int_to_status(unsigned(status)));
   return {s.data(), s.size()};
+}
+
+void AddLogFields(const Event& e, nlohmann::ordered_json& j) {
+  j["method"] = e.method;
+  j["path"] = e.path;
+  j["status"] = e.status;
+  j["remote"] = e.remote;
+  if (e.fields)
+    for (const auto& [k, v] : e.fields->items()) j[k] = v;
+  if (!e.error.empty()) j["detail"] = e.error;
+  if (!j.contains("duration_ms")) j["duration_ms"] = std::round(e.duration_ms * 1000) / 1000;
 }
 
 std::string StatsText(const Stats& s, std::string_view prefix) {

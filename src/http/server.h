@@ -98,6 +98,10 @@ struct Event {
   const nlohmann::ordered_json* fields = nullptr;  // the handler's Response::log, when handled
 };
 
+// What every daemon's request log line carries: method, path, status, remote, the handler's
+// fields, the layer's reason as "detail", and duration_ms unless the handler set its own.
+void AddLogFields(const Event& e, nlohmann::ordered_json& record);
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;                              // 0: any free port

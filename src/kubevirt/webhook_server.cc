@@ -72,14 +72,7 @@ struct WebhookServer::Impl {
     bool denied = e.fields && e.fields->contains("denials");
     auto j = LogRecord(e.status >= 500 ? "error" : e.status >= 400 || denied ? "warn" : "info",
                        "kubevirt-webhook", e.fields && e.fields->contains("endpoint") ? "review" : "request");
-    j["method"] = e.method;
-    j["path"] = e.path;
-    j["status"] = e.status;
-    j["remote"] = e.remote;
-    if (e.fields)
-      for (const auto& [k, v] : e.fields->items()) j[k] = v;
-    if (!e.error.empty()) j["detail"] = e.error;
-    if (!j.contains("duration_ms")) j["duration_ms"] = std::round(e.duration_ms * 1000) / 1000;
+    http::AddLogFields(e, j);
     (options.log ? options.log : LogToStderr)(LogLine(j));
   }
 

@@ -260,14 +260,7 @@ std::string AttestationServer::MetricsText() const {
 void AttestationServer::OnResponse(const http::Event& e) {
   metrics_->Response(e.status);
   auto j = LogRecord(e.status < 400 ? "info" : e.status < 500 ? "warn" : "error", "attestation", "request");
-  j["method"] = e.method;
-  j["path"] = e.path;
-  j["status"] = e.status;
-  j["remote"] = e.remote;
-  if (e.fields)
-    for (const auto& [k, v] : e.fields->items()) j[k] = v;
-  if (!e.error.empty()) j["detail"] = e.error;
-  j["duration_ms"] = std::round(e.duration_ms * 1000) / 1000;
+  http::AddLogFields(e, j);
   options_.log(LogLine(j));
 }
 
