@@ -55,10 +55,11 @@ bool ExistsNoFollow(const std::string& path) {
 
 // Host files are read only when they are regular files, never blocking: a FIFO, device or
 // directory in a file's place (a broken or hostile host root) is an error naming it, not a hang.
-// Symbolic links are not followed (one could point out of the host root).
+// Symbolic links are not followed (one could point out of the host root). "-" (standard input,
+// `virsh domcapabilities | tdxvirt node detect --domcapabilities -`) is a pipe by design.
 Result<std::string> ReadText(const std::string& path, size_t max = kMaxHostFileSize,
                              bool follow_symlinks = false) {
-  auto bytes = ReadRegularFile(path, max, follow_symlinks);
+  auto bytes = path == "-" ? ReadFile(path, max) : ReadRegularFile(path, max, follow_symlinks);
   if (!bytes.ok()) return Error{bytes.error()};
   return std::string(bytes->begin(), bytes->end());
 }
