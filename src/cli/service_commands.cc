@@ -70,14 +70,15 @@ int RunServe(const ServeOptions& o) {
   if (o.signing_key.empty() || o.signing_chain.empty())
     return InputError("--signing-key and --signing-chain are required");
   if (o.init_signing_key) {
-    for (const auto& p : {o.signing_key, o.signing_chain})
-      if (std::filesystem::exists(p)) return InputError(p + " exists; refusing to overwrite a signing key");
-    if (Status s = service::CreateSigningKeyFiles(o.signing_key, o.signing_chain); !s.ok())
-      return InputError(s.error());
+    auto init = service::InitSigningKeyFiles(o.signing_key, o.signing_chain);
+    if (!init.ok()) return InputError(init.error());
     auto key = service::SigningKey::Load(o.signing_key, o.signing_chain);
     if (!key.ok()) return InputError(key.error());
     std::cout << nlohmann::json({{"signing_key", o.signing_key}, {"signing_chain", o.signing_chain},
-                                 {"kid", key->kid()}}).dump()
+                                 {"kid", key->kid()},
+                                 {"created", *init == service::SigningKeyInit::kCreated
+                                                 ? "key and chain"
+                                                 : "chain for the existing key"}}).dump()
               << "\n";
     return kExitOk;
   }

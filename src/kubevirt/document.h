@@ -10,24 +10,20 @@
 
 #include "common/base64.h"  // Base64Encode/Base64Decode, used with documents
 #include "common/bytes.h"
+#include "common/document.h"
 #include "common/result.h"
 
 namespace tdxvirt::kubevirt {
 
 using Json = nlohmann::json;
 
-// Bounds for every document read from outside: size, nesting depth, and total nodes (YAML
-// aliases can otherwise expand exponentially: the "billion laughs" document).
-inline constexpr size_t kMaxDocumentBytes = 4 << 20;
-inline constexpr int kMaxDocumentDepth = 64;
-inline constexpr size_t kMaxDocumentNodes = 200000;
-// Text of all scalars and keys after YAML aliases are expanded: aliases repeat a long scalar for the
-// cost of a few bytes each, so the node count alone does not bound memory.
-inline constexpr size_t kMaxExpandedBytes = 4 * kMaxDocumentBytes;
+// The bounds (common/document.h), also under the names kubevirt code has always used.
+using tdxvirt::kMaxDocumentBytes;
+using tdxvirt::kMaxDocumentDepth;
+using tdxvirt::kMaxDocumentNodes;
+using tdxvirt::kMaxExpandedBytes;
 
-// Parses one document: JSON when the first non-blank character is '{' or '[', YAML otherwise.
-// A YAML stream must hold exactly one non-empty document (`---` separators are fine).
-// `what` names the input in errors ("manifest", "settings").
+// ParseBoundedDocument with the YAML 1.2 core schema (what kubectl users expect).
 Result<Json> ParseDocument(std::string_view text, std::string_view what);
 
 // j[key] when j is an object and that member is a string, else "" (never throws, unlike

@@ -48,8 +48,18 @@ bool Exists(const std::string& path) {
   return stat(path.c_str(), &st) == 0;
 }
 
-Result<std::string> ReadText(const std::string& path, size_t max = kMaxHostFileSize) {
-  auto bytes = ReadFile(path, max);
+bool ExistsNoFollow(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+// Host files are read only when they are regular files, never blocking: a FIFO, device or
+// directory in a file's place (a broken or hostile host root) is an error naming it, not a hang.
+// Symbolic links are not followed (one could point out of the host root). "-" (standard input,
+// `virsh domcapabilities | tdxvirt node detect --domcapabilities -`) is a pipe by design.
+Result<std::string> ReadText(const std::string& path, size_t max = kMaxHostFileSize,
+                             bool follow_symlinks = false) {
+  auto bytes = path == "-" ? ReadFile(path, max) : ReadRegularFile(path, max, follow_symlinks);
   if (!bytes.ok()) return Error{bytes.error()};
   return std::string(bytes->begin(), bytes->end());
 }
@@ -199,6 +209,7 @@ Result<KeyCounts> ReadKeyCounts(const std::string& root, const std::string& kube
   std::string dir = cg;
   if (!Exists(cg + "/misc.capacity") && Exists(cg + "/misc/misc.capacity")) dir = cg + "/misc";
   auto cap_text = ReadText(dir + "/misc.capacity", 64 << 10);
+  if (!cap_text.ok() && ExistsNoFollow(dir + "/misc.capacity")) return Error{"misc cgroup: " + cap_text.error()};
   if (!cap_text.ok())
     return Error{"misc cgroup: " + cap_text.error() +
                  " (needs cgroup v2 with the misc controller, kernel CONFIG_CGROUP_MISC)"};
@@ -242,7 +253,8 @@ TdxDetection DetectTdx(const std::string& root, const DetectOptions& options) {
   auto cpu_text = ReadText(cpuinfo_path);
   Result<CpuInfo> cpu = cpu_text.ok() ? ParseCpuinfo(*cpu_text) : Result<CpuInfo>(Error{cpu_text.error()});
   if (!cpu.ok()) {
-    add("cpu_vendor", Verdict::kFail, "", cpuinfo_path + ": " + cpu.error());
+    // A read error names the path already; a parse error does not.
+    add("cpu_vendor", Verdict::kFail, "", cpu_text.ok() ? cpuinfo_path + ": " + cpu.error() : cpu.error());
   } else {
     d.cpu = *cpu;
     intel = cpu->vendor_id == "GenuineIntel";
@@ -266,7 +278,7 @@ TdxDetection DetectTdx(const std::string& root, const DetectOptions& options) {
   // Kernel release: informational, the module parameter is what decides.
   std::string rel_path = Join(root, kOsReleasePath);
   if (auto rel_text = ReadText(rel_path, 4096); !rel_text.ok()) {
-    add("kernel", Verdict::kWarn, "", rel_path + ": " + rel_text.error());
+    add("kernel", Verdict::kWarn, "", rel_text.error());
   } else if (auto k = ParseKernelRelease(*rel_text); !k.ok()) {
     add("kernel", Verdict::kWarn, std::string(Trim(*rel_text).substr(0, 256)), k.error());
   } else {
@@ -282,7 +294,9 @@ TdxDetection DetectTdx(const std::string& root, const DetectOptions& options) {
   // KVM: kvm_intel's tdx parameter (read-only after load, default off).
   bool kvm = false;
   std::string kvm_path = Join(root, kKvmIntelTdxPath);
-  if (auto t = ReadText(kvm_path, 4096); !t.ok()) {
+  if (auto t = ReadText(kvm_path, 4096); !t.ok() && ExistsNoFollow(kvm_path)) {
+    add("kvm_intel_tdx", Verdict::kFail, "", t.error());
+  } else if (!t.ok()) {
     add("kvm_intel_tdx", Verdict::kFail, "",
         "no " + std::string("/") + kKvmIntelTdxPath +
             ": load kvm_intel from a kernel with TDX host support (6.16+) and boot with "
@@ -324,7 +338,7 @@ TdxDetection DetectTdx(const std::string& root, const DetectOptions& options) {
   if (options.domcapabilities_file.empty()) {
     add("libvirt_domcapabilities", Verdict::kSkip, "", "not checked (give --domcapabilities FILE)");
   } else {
-    auto xml = ReadText(options.domcapabilities_file, kMaxDomCapabilitiesSize);
+    auto xml = ReadText(options.domcapabilities_file, kMaxDomCapabilitiesSize, /*follow_symlinks=*/true);
     Result<DomCapsTdx> caps = xml.ok() ? ParseDomCapabilities(*xml) : Result<DomCapsTdx>(Error{xml.error()});
     if (!caps.ok()) {
       libvirt_ok = false;

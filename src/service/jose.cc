@@ -11,6 +11,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
+#include <sys/stat.h>
+
 #include <ctime>
 
 #include "common/file.h"
@@ -232,12 +234,12 @@ Result<std::string> SigningKey::Sign(const nlohmann::json& claims, JwsAlg alg,
   return input + "." + Base64UrlEncode(*sig);
 }
 
-Result<std::pair<std::string, std::string>> CreateSigningKeyPem(const SigningKeyOptions& o) {
+namespace {
+
+// The chain (leaf first) for `leaf_key`, as CreateSigningKeyPem describes.
+Result<std::string> IssueSigningChain(EVP_PKEY* leaf_key, const SigningKeyOptions& o) {
   int64_t nb = o.not_before ? o.not_before : int64_t(std::time(nullptr)) - 3600;
   int64_t na = nb + o.validity_days * 86400;
-  if (o.key_bits < 2048 || o.key_bits > 8192) return Error{"key_bits: 2048..8192"};
-  auto leaf_key = NewKey("RSA", nullptr, o.key_bits);
-  if (!leaf_key.ok()) return Error{leaf_key.error()};
   std::string chain;
   ossl::X509Ptr leaf;
   if (!o.ca_cert_pem.empty() || !o.ca_key_pem.empty()) {
@@ -248,7 +250,7 @@ Result<std::pair<std::string, std::string>> CreateSigningKeyPem(const SigningKey
     if (!ca_key) return Error{"CA key: not a PEM private key"};
     if (EVP_PKEY_eq(X509_get0_pubkey((*ca)[0].get()), ca_key.get()) != 1)
       return Error{"CA key: does not match the first CA certificate"};
-    auto l = Issue(o.common_name, false, leaf_key->get(), (*ca)[0].get(), ca_key.get(), nb, na,
+    auto l = Issue(o.common_name, false, leaf_key, (*ca)[0].get(), ca_key.get(), nb, na,
                    o.subject_alt_names);
     if (!l.ok()) return Error{l.error()};
     leaf = std::move(*l);
@@ -265,24 +267,83 @@ Result<std::pair<std::string, std::string>> CreateSigningKeyPem(const SigningKey
     auto ca = Issue("tdxvirt Attestation Token Signing CA", true, ca_key->get(), root->get(),
                     root_key->get(), nb, na);
     if (!ca.ok()) return Error{ca.error()};
-    auto l = Issue(o.common_name, false, leaf_key->get(), ca->get(), ca_key->get(), nb, na,
+    auto l = Issue(o.common_name, false, leaf_key, ca->get(), ca_key->get(), nb, na,
                    o.subject_alt_names);
     if (!l.ok()) return Error{l.error()};
     leaf = std::move(*l);
     chain = CertPem(leaf.get()) + CertPem(ca->get()) + CertPem(root->get());
   }
+  return chain;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+Result<std::pair<std::string, std::string>> CreateSigningKeyPem(const SigningKeyOptions& o) {
+  if (o.key_bits < 2048 || o.key_bits > 8192) return Error{"key_bits: 2048..8192"};
+  auto leaf_key = NewKey("RSA", nullptr, o.key_bits);
+  if (!leaf_key.ok()) return Error{leaf_key.error()};
+  auto chain = IssueSigningChain(leaf_key->get(), o);
+  if (!chain.ok()) return Error{chain.error()};
   auto key_pem = KeyPemPkcs8(leaf_key->get());
   if (!key_pem.ok()) return Error{key_pem.error()};
-  return std::make_pair(*key_pem, chain);
+  return std::make_pair(*key_pem, *chain);
 }
 
 Status CreateSigningKeyFiles(const std::string& key_path, const std::string& chain_path,
                              const SigningKeyOptions& options) {
   auto pem = CreateSigningKeyPem(options);
   if (!pem.ok()) return Error{pem.error()};
-  if (Status s = WriteFileAtomic(key_path, AsBytes(pem->first), 0600); !s.ok()) return s;
+  // The key first: an interruption between the two leaves the key alone, which
+  // InitSigningKeyFiles completes; never a chain whose key is lost.
+  Status s = WriteFileAtomic(key_path, AsBytes(pem->first), 0600);
   OPENSSL_cleanse(pem->first.data(), pem->first.size());
+  if (!s.ok()) return s;
   return WriteFileAtomic(chain_path, AsBytes(pem->second), 0644);
+}
+
+Result<SigningKeyInit> InitSigningKeyFiles(const std::string& key_path, const std::string& chain_path,
+                                           const SigningKeyOptions& options) {
+  bool have_key = Exists(key_path), have_chain = Exists(chain_path);
+  if (have_key && have_chain)
+    return Error{key_path + " and " + chain_path +
+                 " exist; refusing to overwrite a signing key (remove both to create a new one)"};
+  if (have_chain)
+    return Error{chain_path + " exists but " + key_path +
+                 " does not: a chain without its key cannot sign; restore " + key_path +
+                 ", or remove " + chain_path + " and run --init-signing-key again"};
+  if (!have_key) {
+    auto pem = CreateSigningKeyPem(options);
+    if (!pem.ok()) return Error{pem.error()};
+    Status s = WriteFileAtomic(key_path, AsBytes(pem->first), 0600, /*replace_existing=*/false);
+    OPENSSL_cleanse(pem->first.data(), pem->first.size());
+    if (!s.ok()) return Error{s.error()};
+    s = WriteFileAtomic(chain_path, AsBytes(pem->second), 0644, /*replace_existing=*/false);
+    if (!s.ok()) return Error{s.error()};
+    return SigningKeyInit::kCreated;
+  }
+  // The key alone: an earlier init was stopped between its two writes. The chain was never
+  // written, so nobody can trust a different one for this key: issuing a fresh chain is sound.
+  auto fix = ": remove " + key_path + " and run --init-signing-key again";
+  auto pem = ReadRegularFile(key_path, 1 << 20, /*follow_symlinks=*/false);
+  if (!pem.ok()) return Error{pem.error() + fix};
+  BioPtr b(BIO_new_mem_buf(pem->data(), int(pem->size())));
+  ossl::PkeyPtr key(PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr));
+  OPENSSL_cleanse(pem->data(), pem->size());
+  ossl::LastError();
+  if (!key) return Error{key_path + " exists without " + chain_path + " but is not a PEM private key" + fix};
+  if (!EVP_PKEY_is_a(key.get(), "RSA") || EVP_PKEY_get_bits(key.get()) < 2048 ||
+      EVP_PKEY_get_bits(key.get()) > 8192)
+    return Error{key_path + " exists without " + chain_path + " but is not an RSA key of 2048..8192 bits" + fix};
+  auto chain = IssueSigningChain(key.get(), options);
+  if (!chain.ok()) return Error{chain.error()};
+  if (Status s = WriteFileAtomic(chain_path, AsBytes(*chain), 0644, /*replace_existing=*/false); !s.ok())
+    return Error{s.error()};
+  return SigningKeyInit::kChainCompleted;
 }
 
 Result<RsaKeyPairPem> CreateRsaKeyPair(int bits) {

@@ -70,6 +70,14 @@ struct SigningKeyOptions {
 };
 Status CreateSigningKeyFiles(const std::string& key_path, const std::string& chain_path,
                              const SigningKeyOptions& options = {});
+// `--init-signing-key`: creates the key and chain unless they exist, the key first, each file
+// atomically, so a kill at any moment leaves nothing, the key alone, or both. The key alone (an
+// interrupted init) is completed with a fresh chain for that key: sound because no chain of it was
+// ever written, so none can be trusted instead. Both present, a chain without its key, or a key
+// that is not a usable RSA key are refused with how to fix them.
+enum class SigningKeyInit { kCreated, kChainCompleted };
+Result<SigningKeyInit> InitSigningKeyFiles(const std::string& key_path, const std::string& chain_path,
+                                           const SigningKeyOptions& options = {});
 // The same in memory: {key PEM, chain PEM}.
 Result<std::pair<std::string, std::string>> CreateSigningKeyPem(const SigningKeyOptions& options = {});
 

@@ -1,65 +1,28 @@
 #include "service/policy.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <regex>
 
+#include "common/document.h"
 #include "common/file.h"
 #include "common/hex.h"
 #include "common/openssl.h"
-#include "common/utf8.h"
-#include "common/yaml_guard.h"
 #include "verify/tcb_info.h"
 
 namespace tdxvirt::service {
 
 namespace {
 
-// YAML to JSON: plain scalars that read as booleans or integers become those, the rest strings.
-Result<nlohmann::json> YamlToJson(const YAML::Node& n, int depth = 0) {
-  if (depth > 16) return Error{"nested deeper than 16 levels"};
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nlohmann::json();
-    case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
-      // JSON strings must be UTF-8 (dump() throws otherwise); YAML passes raw bytes through.
-      if (FirstInvalidUtf8(s))
-        return Error{"line " + std::to_string(n.Mark().line + 1) + ": not valid UTF-8; save the file as UTF-8"};
-      if (n.Tag() != "!") {  // not quoted
-        if (s == "true" || s == "True" || s == "TRUE") return nlohmann::json(true);
-        if (s == "false" || s == "False" || s == "FALSE") return nlohmann::json(false);
-        if (!s.empty() && s.size() < 10 && s.find_first_not_of("0123456789") == std::string::npos)
-          return nlohmann::json(uint64_t(std::stoull(s)));
-      }
-      return nlohmann::json(s);
-    }
-    case YAML::NodeType::Sequence: {
-      nlohmann::json a = nlohmann::json::array();
-      for (const auto& e : n) {
-        auto v = YamlToJson(e, depth + 1);
-        if (!v.ok()) return v;
-        a.push_back(std::move(*v));
-      }
-      return a;
-    }
-    case YAML::NodeType::Map: {
-      nlohmann::json o = nlohmann::json::object();
-      for (const auto& kv : n) {
-        if (!kv.first.IsScalar()) return Error{"keys must be scalars"};
-        if (FirstInvalidUtf8(kv.first.Scalar()))
-          return Error{"line " + std::to_string(kv.first.Mark().line + 1) + ": not valid UTF-8; save the file as UTF-8"};
-        auto v = YamlToJson(kv.second, depth + 1);
-        if (!v.ok()) return v;
-        o[kv.first.Scalar()] = std::move(*v);
-      }
-      return o;
-    }
-  }
-  return nlohmann::json();
+// Unquoted YAML scalars: booleans and short decimal integers become those, the rest strings, so a
+// digest such as 0000000000000001 or 1e05... stays the hex text it is.
+nlohmann::json ResolvePolicyScalar(const std::string& s) {
+  if (s == "true" || s == "True" || s == "TRUE") return nlohmann::json(true);
+  if (s == "false" || s == "False" || s == "FALSE") return nlohmann::json(false);
+  if (!s.empty() && s.size() < 10 && s.find_first_not_of("0123456789") == std::string::npos)
+    return nlohmann::json(uint64_t(std::stoull(s)));
+  return nlohmann::json(s);
 }
 
 template <size_t N>
@@ -102,21 +65,11 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
   std::string src(source);
   auto fail = [&](const std::string& m) { return Error{src + ": " + m}; };
   if (text.size() > (1 << 20)) return fail("larger than 1 MiB");
-  size_t first = text.find_first_not_of(" \t\r\n");
-  nlohmann::json j;
-  if (first != std::string_view::npos && text[first] == '{') {
-    j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded()) return fail("not valid JSON");
-  } else {
-    if (Status guard = CheckYamlBlockCommas(text, "not valid YAML"); !guard.ok()) return fail(guard.error());
-    try {
-      auto y = YamlToJson(YAML::Load(std::string(text)));
-      if (!y.ok()) return fail(y.error());
-      j = std::move(*y);
-    } catch (const YAML::Exception& e) {
-      return fail(std::string("not valid YAML: ") + e.what());
-    }
-  }
+  // The bounds of every outside document (nesting, node count, alias expansion): a few hundred
+  // bytes of YAML aliases must not expand to gigabytes.
+  auto doc = ParseBoundedDocument(text, src, ResolvePolicyScalar);
+  if (!doc.ok()) return Error{doc.error()};
+  nlohmann::json j = std::move(*doc);
   if (!j.is_object()) return fail("expected a mapping with at least \"id\"");
   Policy p;
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -271,7 +224,8 @@ Result<std::vector<DirFile>> ReadPolicyFiles(const std::string& dir) {
     if (ext != ".json" && ext != ".yaml" && ext != ".yml") continue;
     if (!e.is_regular_file(ec)) continue;
     if (files.size() >= 1000) return Error{"policy directory " + dir + ": more than 1000 policies"};
-    auto text = ReadFile(e.path().string(), 1 << 20);
+    // A regular file only (a ConfigMap's symlinks are followed): a FIFO must not hang the reload.
+    auto text = ReadRegularFile(e.path().string(), 1 << 20);
     if (!text.ok()) return Error{"policy " + name + ": " + text.error()};
     files.push_back({name, std::string(AsString(*text))});
   }
@@ -304,6 +258,7 @@ Result<PolicySet> LoadPolicyDirectory(const std::string& dir) {
 
 Status PolicyStore::Reload(bool* changed) {
   if (changed) *changed = false;
+  std::lock_guard<std::mutex> reload(reload_mu_);
   auto files = ReadPolicyFiles(dir_);
   if (!files.ok()) return Error{files.error()};
   std::string all;
@@ -313,10 +268,37 @@ Status PolicyStore::Reload(bool* changed) {
     std::lock_guard<std::mutex> l(mu_);
     if (fp == fingerprint_) return OkStatus();
   }
-  auto set = ParseFiles(*files);
-  if (!set.ok()) return Error{set.error()};
+  // Each file is parsed once per content: a refused file (say, an alias bomb) stays refused with
+  // its remembered error until it changes, instead of being parsed again every reload.
+  std::map<std::string, ParsedFile> parsed;
+  PolicySet set;
+  std::map<std::string, std::string> where;
+  std::optional<Error> error;
+  for (const auto& f : *files) {
+    std::string digest = ToHex(ossl::Sha256(AsBytes(f.text)));
+    auto cached = parsed_.find(f.name);
+    if (cached != parsed_.end() && cached->second.digest == digest) {
+      parsed.emplace(f.name, std::move(cached->second));
+    } else {
+      ++files_parsed_;
+      parsed.emplace(f.name, ParsedFile{digest, ParsePolicy(f.text, f.name)});
+    }
+    if (error) continue;  // keep caching the rest
+    const Result<Policy>& p = parsed.at(f.name).policy;
+    if (!p.ok()) {
+      error = Error{p.error()};
+    } else if (where.count(p->id)) {
+      error = Error{f.name + ": id " + p->id + " is also the id of " + where[p->id] +
+                    "; policy ids must be unique"};
+    } else {
+      where[p->id] = f.name;
+      set.emplace(p->id, *p);
+    }
+  }
+  parsed_ = std::move(parsed);  // files gone from the directory are forgotten
+  if (error) return *error;
   std::lock_guard<std::mutex> l(mu_);
-  set_ = std::make_shared<const PolicySet>(std::move(*set));
+  set_ = std::make_shared<const PolicySet>(std::move(set));
   fingerprint_ = fp;
   if (changed) *changed = true;
   return OkStatus();

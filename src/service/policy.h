@@ -13,6 +13,7 @@
 //   min_seam_svn: 262             # tdx_seamsvn (TDX module major << 8 | minor) at least this
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,8 +43,10 @@ struct Policy {
   std::string hash;  // SHA-384 (hex) of the policy's source text, as Intel reports "hash"
 };
 
-// JSON or YAML text (YAML is chosen unless the text starts with '{'). Unknown keys are errors, so
-// a misspelt "mrdt" cannot silently allow everything. `source` names the file in errors.
+// JSON or YAML text (JSON when it starts with '{' or '['), at most 1 MiB, within the bounds of every
+// outside document (common/document.h: nesting, nodes, text that YAML aliases expand to). Unknown
+// and duplicate keys are errors, so a misspelt "mrdt" cannot silently allow everything. `source`
+// names the file in errors.
 Result<Policy> ParsePolicy(std::string_view text, std::string_view source = "policy");
 nlohmann::ordered_json PolicyToJson(const Policy& p);
 
@@ -68,16 +71,26 @@ class PolicyStore {
   explicit PolicyStore(std::string dir) : dir_(std::move(dir)) {}
   // Loads if the directory's content changed since the last successful load. On error the
   // previous set stays in force and the error is returned. `changed` tells whether a new set was
-  // installed.
+  // installed. A file is parsed again only when its content changed: a refused file costs its
+  // parse once, not on every reload.
   Status Reload(bool* changed = nullptr);
   std::shared_ptr<const PolicySet> Get() const;
   const std::string& dir() const { return dir_; }
+  // Files parsed so far (those with unchanged content are not parsed again).
+  size_t files_parsed() const { return files_parsed_; }
 
  private:
+  struct ParsedFile {
+    std::string digest;  // SHA-256 of the text parsed
+    Result<Policy> policy;
+  };
   std::string dir_;
   mutable std::mutex mu_;
   std::shared_ptr<const PolicySet> set_ = std::make_shared<PolicySet>();
   std::string fingerprint_;
+  std::mutex reload_mu_;  // one Reload at a time; guards parsed_
+  std::map<std::string, ParsedFile> parsed_;  // by file name
+  std::atomic<size_t> files_parsed_{0};
 };
 
 }  // namespace tdxvirt::service

@@ -1,12 +1,18 @@
 #include "simulator/platform.h"
 
+#include <fcntl.h>
 #include <openssl/rand.h>
+#include <stdio.h>  // renameat2
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "common/file.h"
@@ -230,9 +236,94 @@ std::string SimPlatform::pck_chain_pem() const {
 
 // ---- Persistence ------------------------------------------------------------------------------
 
-Status SimPlatform::Save(const std::string& dir) const {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return Error{"cannot create simulator directory " + dir + ": " + std::strerror(errno)};
+namespace {
+
+// Every file Save writes; another file in an existing directory would be lost by the swap.
+constexpr const char* kSimFiles[] = {
+    "root_ca.key", "pck_ca.key",  "pck.key",         "tcb_signing.key", "attestation.key",
+    "report_mac.key", "root_ca.pem", "pck_ca.pem", "pck.pem", "tcb_signing.pem",
+    "collateral.json", "platform.json"};
+
+std::string StagingPrefix(const std::string& base) { return "." + base + ".init-"; }
+
+// Staging directories of `base` in `parent` that no live Save holds locked (left by a killed one).
+void RemoveStaleStaging(const std::string& parent, const std::string& base) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(parent, ec)) {
+    std::string name = e.path().filename().string();
+    if (!name.starts_with(StagingPrefix(base)) || !e.is_directory(ec) || e.is_symlink(ec)) continue;
+    int fd = open(e.path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) std::filesystem::remove_all(e.path(), ec);
+    close(fd);
+  }
+}
+
+Status FsyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Error{"cannot open " + dir + ": " + std::strerror(errno)};
+  bool ok = fsync(fd) == 0 || errno == EINVAL;
+  std::string err = ok ? "" : std::strerror(errno);
+  close(fd);
+  if (!ok) return Error{"cannot sync " + dir + ": " + err};
+  return OkStatus();
+}
+
+}  // namespace
+
+// The whole directory is replaced at once: written into a staging directory beside it, then
+// swapped in (renameat2 RENAME_EXCHANGE) or renamed into place. A Save killed at any moment leaves
+// the old platform or the new one, never keys of one with certificates of the other.
+Status SimPlatform::Save(const std::string& dir_in) const {
+  std::string dir = dir_in;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  size_t slash = dir.rfind('/');
+  std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  std::string base = slash == std::string::npos ? dir : dir.substr(slash + 1);
+  if (base.empty() || base == "." || base == "..")
+    return Error{"simulator directory " + dir_in + ": give a directory name"};
+  struct stat st {};
+  bool exists = lstat(dir.c_str(), &st) == 0;
+  if (exists && !S_ISDIR(st.st_mode))
+    return Error{"simulator directory " + dir + " exists and is not a directory"};
+  if (exists) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      std::string name = e.path().filename().string();
+      bool ours = name.starts_with(".") && name.find(".tmp-") != std::string::npos;
+      for (const char* f : kSimFiles) ours = ours || name == f;
+      if (!ours)
+        return Error{"simulator directory " + dir + " holds " + name +
+                     ", which is not the simulator's; move it away or give another --dir"};
+    }
+    if (ec) return Error{"simulator directory " + dir + ": " + ec.message()};
+  }
+  RemoveStaleStaging(parent, base);
+  std::string staging = (parent == "/" ? "" : parent) + "/" + StagingPrefix(base) + "XXXXXX";
+  if (!mkdtemp(staging.data()))
+    return Error{"cannot create a staging directory in " + parent + ": " + std::strerror(errno)};
+  int lock = open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock >= 0) flock(lock, LOCK_EX);  // marks it live for RemoveStaleStaging
+  auto abandon = [&](const std::string& error) {
+    std::error_code ec;
+    std::filesystem::remove_all(staging, ec);
+    if (lock >= 0) close(lock);
+    return Error{error};
+  };
+  if (Status s = WriteFiles(staging); !s.ok()) return abandon(s.error());
+  if (Status s = FsyncDir(staging); !s.ok()) return abandon(s.error());
+  if (exists ? renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0
+             : rename(staging.c_str(), dir.c_str()) != 0)
+    return abandon("cannot put the new platform in place at " + dir + ": " + std::strerror(errno) +
+                   (exists ? "; remove the directory (or give another --dir) and run again" : ""));
+  Status synced = FsyncDir(parent);
+  std::error_code ec;
+  if (exists) std::filesystem::remove_all(staging, ec);  // now the old platform
+  if (lock >= 0) close(lock);
+  return synced;
+}
+
+Status SimPlatform::WriteFiles(const std::string& dir) const {
   const std::pair<const char*, EVP_PKEY*> keys[] = {
       {"root_ca.key", root_key_.get()},         {"pck_ca.key", pck_ca_key_.get()},
       {"pck.key", pck_key_.get()},              {"tcb_signing.key", tcb_signing_key_.get()},
@@ -328,6 +419,18 @@ Result<SimPlatform> SimPlatform::Load(const std::string& dir) {
     if (!chain.ok() || chain->size() != 1) return Error{dir + "/" + name + ": expected one PEM certificate"};
     *cert = std::move(chain->front());
   }
+  // Keys of one platform with certificates of another (a directory written by an older tdxvirt
+  // that was killed during `sim init`) would give quotes that never verify: refuse it by name.
+  const std::tuple<const char*, const char*, EVP_PKEY*, X509*> pairs[] = {
+      {"root_ca.key", "root_ca.pem", p.root_key_.get(), p.root_.get()},
+      {"pck_ca.key", "pck_ca.pem", p.pck_ca_key_.get(), p.pck_ca_.get()},
+      {"pck.key", "pck.pem", p.pck_key_.get(), p.pck_.get()},
+      {"tcb_signing.key", "tcb_signing.pem", p.tcb_signing_key_.get(), p.tcb_signing_.get()}};
+  for (const auto& [key_name, cert_name, key, cert] : pairs)
+    if (EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1)
+      return Error{dir + "/" + key_name + " does not match " + dir + "/" + cert_name +
+                   ": the directory is from an interrupted `sim init`; run `tdxvirt sim init --dir " +
+                   dir + "` again"};
   auto collateral = verify::LoadCollateral(dir + "/collateral.json");
   if (!collateral.ok()) return Error{collateral.error()};
   p.collateral_ = std::move(*collateral);

@@ -50,8 +50,10 @@ class SimPlatform {
  public:
   // New keys, certificates and collateral for `config`.
   static Result<SimPlatform> Create(const PlatformConfig& config);
-  // Writes the platform to `dir` (created if missing): keys 0600, certificates, collateral bundle
-  // (collateral.json), the root (root_ca.pem) and platform.json.
+  // Writes the platform to `dir` (created 0700 if missing): keys 0600, certificates, collateral
+  // bundle (collateral.json), the root (root_ca.pem) and platform.json. The directory is replaced
+  // as a whole (staged beside it, then swapped in), so an interrupted Save leaves the old platform
+  // or the new one; an existing `dir` holding other files is refused rather than lost.
   Status Save(const std::string& dir) const;
   static Result<SimPlatform> Load(const std::string& dir);
 
@@ -66,6 +68,7 @@ class SimPlatform {
 
  private:
   Status BuildCollateral();
+  Status WriteFiles(const std::string& dir) const;
 
   PlatformConfig config_;
   ossl::PkeyPtr root_key_, pck_ca_key_, pck_key_, tcb_signing_key_, attestation_key_;

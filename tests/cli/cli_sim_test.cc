@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -40,6 +41,34 @@ struct SimFlow {
                       "/collateral.json --at " + kAt + (sim_root ? " --root " + dir + "/root_ca.pem" : ""));
   }
 };
+
+// What an init killed with -9 can leave (its staging directory beside --dir, possibly holding
+// keys) does not stop the next init, which removes it; a directory with a key of one platform and
+// the certificate of another (left by an older, non-atomic init) is refused by `sim report` with
+// the fix, and `sim init` over it succeeds.
+TEST(SimCli, InitAfterAnInterruptedInit) {
+  SimFlow f;
+  ASSERT_EQ(f.Init(), 0);
+  std::string other = f.tmp.File("other");
+  ASSERT_EQ(RunTdxvirt("sim init --dir " + other).exit_code, 0);
+  ASSERT_EQ(mkdir(f.tmp.File(".sim.init-Xy12Zq").c_str(), 0700), 0);
+  testing::WriteFile(f.tmp.File(".sim.init-Xy12Zq/pck.key"), "-----BEGIN PRIVATE KEY-----\n");
+  std::ifstream in(other + "/pck.key");
+  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  testing::WriteFile(f.dir + "/pck.key", key);
+  testing::WriteFile(f.tmp.File("td.json"), "{}");
+  auto r = RunTdxvirt("sim report --dir " + f.dir + " --td " + f.tmp.File("td.json") + " --out " +
+                      f.tmp.File("report.bin"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(f.dir + "/pck.key does not match " + f.dir +
+                       "/pck.pem: the directory is from an interrupted `sim init`; run `tdxvirt sim "
+                       "init --dir " + f.dir + "` again"),
+            std::string::npos) << r.err;
+  ASSERT_EQ(f.Init(), 0);
+  EXPECT_FALSE(std::filesystem::exists(f.tmp.File(".sim.init-Xy12Zq")));
+  ASSERT_EQ(f.Quote("{}").exit_code, 0);
+  EXPECT_EQ(f.Verify(true).exit_code, 0);
+}
 
 TEST(CliSim, QuoteVerifiesUnderSimRootOnly) {
   SimFlow f;

@@ -1,7 +1,13 @@
 // TDX host detection on fake host trees, the parsers behind it, and `tdxvirt node detect`.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <filesystem>
+#include <future>
 
 #include <nlohmann/json.hpp>
 
@@ -130,6 +136,55 @@ TEST(NodeDetect, EmptyRootNamesEveryMissingFile) {
   EXPECT_NE(FindCheck(d, "cpu_vendor")->reason.find("proc/cpuinfo"), std::string::npos);
   EXPECT_NE(FindCheck(d, "kvm_intel_tdx")->reason.find("kvm_intel.tdx=1"), std::string::npos);
   EXPECT_EQ(FindCheck(d, "misc_cgroup")->verdict, Verdict::kFail);
+}
+
+// Detection reads only regular files and never blocks: a FIFO in place of a host file (which a
+// plain open would wait on for ever) is a failed check naming the path and what it is.
+TEST(NodeDetect, FifoInPlaceOfHostFilesIsReportedNotWaitedOn) {
+  TempDir root;
+  ASSERT_TRUE(WriteSimulatedTdxHost(root.path()).ok());
+  const std::vector<std::string> fifos = {"proc/cpuinfo", "proc/sys/kernel/osrelease",
+                                          "sys/module/kvm_intel/parameters/tdx",
+                                          "sys/fs/cgroup/misc.capacity"};
+  for (const auto& f : fifos) {
+    std::filesystem::remove(root.File(f));
+    ASSERT_EQ(mkfifo(root.File(f).c_str(), 0600), 0) << f;
+  }
+  auto detection = std::async(std::launch::async, [&] {
+    return std::make_pair(DetectTdx(root.path()), ReadKeyCounts(root.path()));
+  });
+  if (detection.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    ADD_FAILURE() << "DetectTdx blocked on a FIFO";
+    // Watchdog: release the reader from each open() it blocks in, so the test ends (failing).
+    while (detection.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready)
+      for (const auto& f : fifos) {
+        int fd = open(root.File(f).c_str(), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) close(fd);
+      }
+  }
+  auto [d, keys] = detection.get();
+  EXPECT_FALSE(d.ready);
+  const std::string fifo = " is a FIFO (named pipe), not a regular file";
+  EXPECT_EQ(FindCheck(d, "cpu_vendor")->reason, root.File("proc/cpuinfo") + fifo);
+  EXPECT_EQ(FindCheck(d, "kernel")->reason, root.File("proc/sys/kernel/osrelease") + fifo);
+  EXPECT_EQ(FindCheck(d, "kvm_intel_tdx")->reason, root.File("sys/module/kvm_intel/parameters/tdx") + fifo);
+  EXPECT_EQ(FindCheck(d, "misc_cgroup")->reason, "misc cgroup: " + root.File("sys/fs/cgroup/misc.capacity") + fifo);
+  EXPECT_EQ(d.summary, "not a usable TDX host: " + root.File("proc/cpuinfo") + fifo);
+  ASSERT_FALSE(keys.ok());
+  EXPECT_EQ(keys.error(), "misc cgroup: " + root.File("sys/fs/cgroup/misc.capacity") + fifo);
+}
+
+TEST(NodeDetect, DirectoryOrSymlinkInPlaceOfAHostFile) {
+  TempDir root;
+  ASSERT_TRUE(WriteSimulatedTdxHost(root.path()).ok());
+  std::string tdx = root.File("sys/module/kvm_intel/parameters/tdx");
+  std::filesystem::remove(tdx);
+  std::filesystem::create_directory(tdx);
+  EXPECT_EQ(FindCheck(DetectTdx(root.path()), "kvm_intel_tdx")->reason, tdx + " is a directory, not a regular file");
+  std::filesystem::remove(tdx);
+  WriteFile(root.File("elsewhere"), "Y\n");
+  std::filesystem::create_symlink(root.File("elsewhere"), tdx);  // could point out of the root
+  EXPECT_EQ(FindCheck(DetectTdx(root.path()), "kvm_intel_tdx")->reason, tdx + " is a symbolic link, not a regular file");
 }
 
 TEST(NodeDetect, KeysOutsideKubernetes) {

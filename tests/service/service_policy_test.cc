@@ -1,6 +1,7 @@
 // Policies (JSON and YAML, field errors, evaluation), base64 codecs, the REPORTDATA binding and the
 // client config: the pure parts, without a socket.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "common/hex.h"
 #include "common/openssl.h"
@@ -47,8 +48,9 @@ TEST(Policy, ErrorsNameTheFieldAndTheFix) {
       {"id: [unclosed\n", "not valid YAML"},
       {"- a\n- b\n", "expected a mapping"},
       // Found by fuzz_service: a non-UTF-8 byte reached an error message's json dump() and threw.
-      {"id: p\ntcb_status: [UpTo\x9e]\n", "line 2: not valid UTF-8"},
-      {"id: p\n\xff: 1\n", "line 2: not valid UTF-8"},
+      {"id: p\ntcb_status: [UpTo\x9e]\n", "line 2, column 14: not valid UTF-8"},
+      {"id: p\n\xff: 1\n", "line 2, column 1: not valid UTF-8"},
+      {"id: p\nid: q\n", "duplicate key \"id\" at line 2"},
       {"id: p\ndescription: \"\\ud800\"\n", "invalid unicode"},  // yaml-cpp refuses surrogates itself
       {"id: p\n- a\n,\n", "line 3: a ',' cannot start a value"},  // yaml-cpp would loop on it
   };
@@ -58,6 +60,90 @@ TEST(Policy, ErrorsNameTheFieldAndTheFix) {
     EXPECT_TRUE(Contains(p.error(), "f.yaml: ")) << p.error();
     EXPECT_TRUE(Contains(p.error(), c.want)) << c.text << " -> " << p.error();
   }
+}
+
+// The probe's 424-byte "billion laughs": nine levels of nine aliases (9^9 nodes once expanded)
+// took the service to 1.7 GB. Policies now have the bounds of every outside document.
+std::string AliasBomb() {
+  std::string t = "id: p\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  for (char c = 'b'; c <= 'i'; ++c) {
+    std::string prev(1, char(c - 1));
+    t += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 9; ++i) t += (i ? ",*" : "*") + prev;
+    t += "]\n";
+  }
+  return t;
+}
+
+TEST(Policy, AliasBombsAreRefusedWithinTheDocumentBounds) {
+  auto nodes = ParsePolicy(AliasBomb(), "bomb.yaml");
+  ASSERT_FALSE(nodes.ok());
+  EXPECT_EQ(nodes.error(), "bomb.yaml: more than 200000 nodes (YAML aliases expand); give a smaller document");
+  // Few nodes, each a long scalar: the bound on expanded text (16 MiB) is what stops this one.
+  std::string wide = "id: p\na: &a " + std::string(4096, 'x') + "\nb: &b [*a";
+  for (int i = 1; i < 64; ++i) wide += ",*a";
+  wide += "]\nc: &c [*b";
+  for (int i = 1; i < 64; ++i) wide += ",*b";
+  wide += "]\n";
+  ASSERT_LT(wide.size(), 5000u);
+  auto bytes = ParsePolicy(wide, "wide.yaml");
+  ASSERT_FALSE(bytes.ok());
+  EXPECT_EQ(bytes.error(), "wide.yaml: YAML aliases expand to more than 16 MiB of text; give a smaller document");
+  // Aliases within the bounds are still YAML.
+  auto fine = ParsePolicy("id: p\nx: &s [UpToDate, OutOfDate]\n", "f.yaml");
+  ASSERT_FALSE(fine.ok());
+  EXPECT_TRUE(Contains(fine.error(), "unknown key \"x\"")) << fine.error();
+  auto alias = ParsePolicy("id: &id p\ndescription: *id\n", "f.yaml");
+  ASSERT_TRUE(alias.ok()) << alias.error();
+  EXPECT_EQ(alias->description, "p");
+}
+
+// Unquoted hex stays text (the core schema would read 0000000000000001 as the integer 1).
+TEST(Policy, UnquotedHexDigestsStayHex) {
+  auto p = ParsePolicy("id: p\nxfam: 0000000000000001\ntd_attributes: [1000000000000000]\n");
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_EQ(ToHex(p->xfam.at(0)), "0000000000000001");
+}
+
+// A refused file is parsed once per content, not on every reload; the previous set stays in force
+// until the file is fixed.
+TEST(PolicyStore, RefusedFileIsNotParsedAgainWhileUnchanged) {
+  TempDir d;
+  WriteFile(d.File("a.yaml"), "id: a\n");
+  PolicyStore store(d.path());
+  bool changed = false;
+  ASSERT_TRUE(store.Reload(&changed).ok());
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(store.files_parsed(), 1u);
+  WriteFile(d.File("bomb.yaml"), AliasBomb());
+  const std::string refusal =
+      "bomb.yaml: more than 200000 nodes (YAML aliases expand); give a smaller document";
+  for (int i = 0; i < 3; ++i) {
+    Status s = store.Reload(&changed);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error(), refusal);
+    EXPECT_FALSE(changed);
+    EXPECT_EQ(store.files_parsed(), 2u) << "reload " << i << " parsed a file again";
+    EXPECT_EQ(store.Get()->count("a"), 1u);
+  }
+  WriteFile(d.File("bomb.yaml"), "id: b\n");
+  ASSERT_TRUE(store.Reload(&changed).ok());
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(store.files_parsed(), 3u);  // only the changed file
+  EXPECT_EQ(store.Get()->size(), 2u);
+  ASSERT_TRUE(store.Reload(&changed).ok());
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(store.files_parsed(), 3u);
+}
+
+// A FIFO named like a policy is refused by name; the reload does not wait for a writer.
+TEST(PolicyStore, FifoInThePolicyDirectoryDoesNotHang) {
+  TempDir d;
+  WriteFile(d.File("a.yaml"), "id: a\n");
+  ASSERT_EQ(mkfifo(d.File("b.yaml").c_str(), 0600), 0);
+  auto set = LoadPolicyDirectory(d.path());
+  ASSERT_TRUE(set.ok()) << set.error();  // not a regular file: skipped like any other non-policy
+  EXPECT_EQ(set->size(), 1u);
 }
 
 TEST(Policy, EvaluationGivesOneReasonPerFailedRule) {

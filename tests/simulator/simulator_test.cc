@@ -1,8 +1,14 @@
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 #include "common/hex.h"
 #include "common/openssl.h"
@@ -253,6 +259,84 @@ TEST(Simulator, SaveAndLoadKeepsKeysPrivate) {
   auto missing = SimPlatform::Load(dir.File("nothing"));
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().find("tdxvirt sim init"), std::string::npos);
+}
+
+// An older `sim init` killed between its writes could leave a new pck.key beside the old pck.pem;
+// Load refuses that by name, and init replaces it (no refusal to re-init).
+TEST(Simulator, MixedKeysAndCertificatesAreRefusedAndReinitFixesThem) {
+  SimPlatform a = MakePlatform(), b = MakePlatform();
+  testing::TempDir dir;
+  std::string sim = dir.File("sim"), other = dir.File("other");
+  ASSERT_TRUE(a.Save(sim).ok());
+  ASSERT_TRUE(b.Save(other).ok());
+  std::filesystem::copy_file(other + "/pck.key", sim + "/pck.key",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto mixed = SimPlatform::Load(sim);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.error(), sim + "/pck.key does not match " + sim +
+                               "/pck.pem: the directory is from an interrupted `sim init`; run "
+                               "`tdxvirt sim init --dir " + sim + "` again");
+  ASSERT_TRUE(MakePlatform().Save(sim).ok());  // what `sim init` does (cli_sim_test runs it)
+  EXPECT_TRUE(SimPlatform::Load(sim).ok());
+}
+
+// What a killed init leaves beside the directory (its staging copy) does not touch the platform in
+// use and is removed by the next init; a file that is not the simulator's is never lost.
+TEST(Simulator, InitReplacesTheDirectoryAsAWhole) {
+  SimPlatform a = MakePlatform(), b = MakePlatform();
+  testing::TempDir dir;
+  std::string sim = dir.File("sim");
+  ASSERT_TRUE(a.Save(sim).ok());
+  std::filesystem::create_directory(dir.File(".sim.init-AbCdEf"));
+  testing::WriteFile(dir.File(".sim.init-AbCdEf/pck.key"), "half");
+  ASSERT_EQ(SimPlatform::Load(sim)->root_pem(), a.root_pem());
+  ASSERT_TRUE(b.Save(sim).ok());
+  EXPECT_EQ(SimPlatform::Load(sim)->root_pem(), b.root_pem());
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"sim"});
+  struct stat st {};
+  ASSERT_EQ(stat(sim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  testing::WriteFile(sim + "/quote.bin", "mine");
+  Status s = a.Save(sim);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error(), "simulator directory " + sim +
+                           " holds quote.bin, which is not the simulator's; move it away or give another --dir");
+  EXPECT_EQ(SimPlatform::Load(sim)->root_pem(), b.root_pem());
+}
+
+// kill -9 during a save leaves one whole platform (the old or the new), never a mix.
+TEST(Simulator, SaveKilledMidWayLeavesOnePlatform) {
+  SimPlatform a = MakePlatform(), b = MakePlatform();
+  testing::TempDir dir;
+  std::string sim = dir.File("sim");
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    for (unsigned i = 0;; ++i) {
+      if (!(i % 2 ? b : a).Save(sim).ok()) _exit(1);
+      if (i == 0 && write(ready[1], "x", 1) != 1) _exit(1);
+    }
+  }
+  close(ready[1]);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto loaded = SimPlatform::Load(sim);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  EXPECT_TRUE(loaded->root_pem() == a.root_pem() || loaded->root_pem() == b.root_pem());
+  ASSERT_TRUE(a.Save(sim).ok());  // and the next save cleans up after the killed one
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) entries += e.exists() ? 1 : 0;
+  EXPECT_EQ(entries, 1u);
 }
 
 TEST(Simulator, TdConfigJson) {
