@@ -4,9 +4,11 @@
 // details, so disabling any one check makes it fail (scripts/mutate.sh; docs/verification.md).
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <utility>
 #include <vector>
 
+#include "common/hex.h"
 #include "common/openssl.h"
 #include "evidence/pck_cert.h"
 #include "simulator/platform.h"
@@ -224,6 +226,42 @@ TEST(VerifierRefusals, SignedButMalformedTcbInfoAndQeIdentity) {
   EXPECT_EQ(Failed(r), (Failures{{"tcb_info_format", tcb.error()},
                                  {"qe_identity_format", qe.error()},
                                  {"tcb_status", kNotEvaluated}}));
+}
+
+// `doc` with every `from` replaced by `to`, and its signature made again by the TCB Signing key.
+void EditAndResign(const SimPlatform& p, std::string& doc, ByteArray<64>& signature, const std::string& from,
+                   const std::string& to) {
+  ASSERT_NE(doc.find(from), std::string::npos) << from;
+  for (size_t at = doc.find(from); at != std::string::npos; at = doc.find(from, at + to.size()))
+    doc.replace(at, from.size(), to);
+  auto sig = p.SignAsTcbSigner(doc);
+  ASSERT_TRUE(sig.ok()) << sig.error();
+  signature = *sig;
+}
+
+TEST(VerifierRefusals, QeIdentityOfAnotherSigner) {
+  auto p = MakePlatform();
+  verify::Collateral c = p.collateral();
+  std::string ours = ToHex(SimQeMrSigner()), theirs(64, 'a');
+  std::string upper = ours;
+  for (char& ch : upper) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  EditAndResign(p, c.qe_identity, c.qe_identity_signature, upper, std::string(64, 'A'));
+  auto r = Verify(p, c, QuoteFor(p));
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(Failed(r), (Failures{{"qe_identity", "QE identity mismatch: QE report mr_signer " + ours +
+                                                     " differs from the TD QE identity mrsigner " + theirs}}));
+}
+
+TEST(VerifierRefusals, TdxModuleOfAnotherSigner) {
+  auto p = MakePlatform();
+  verify::Collateral c = p.collateral();
+  EditAndResign(p, c.tcb_info, c.tcb_info_signature, std::string(96, '0'), std::string(96, '1'));
+  auto r = Verify(p, c, QuoteFor(p));
+  EXPECT_FALSE(r.verified);
+  std::string why = "TDX module mismatch: mr_signer_seam " + std::string(96, '0') +
+                    " differs from tcbInfo.tdxModuleIdentities TDX_01 mrsigner " + std::string(96, '1');
+  // The TCB level still matches: only the module identity check stands between this and "verified".
+  EXPECT_EQ(Failed(r), (Failures{{"tdx_module", why}}));
 }
 
 }  // namespace
