@@ -212,11 +212,11 @@ Result<ossl::X509Ptr> IssueCertificate(const CertSpec& spec, EVP_PKEY* subject_k
 }
 
 Result<Bytes> IssueCrl(X509* issuer, EVP_PKEY* issuer_key, int64_t this_update, int64_t next_update,
-                       const std::vector<X509*>& revoked) {
+                       const std::vector<X509*>& revoked, const X509_NAME* issuer_name) {
   ossl::X509CrlPtr crl(X509_CRL_new());
   if (!crl) return Error{"X509_CRL_new: " + ossl::LastError()};
   X509_CRL_set_version(crl.get(), 1);  // v2
-  X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer));
+  X509_CRL_set_issuer_name(crl.get(), issuer_name ? issuer_name : X509_get_subject_name(issuer));
   std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> t1(ASN1_TIME_set(nullptr, time_t(this_update)),
                                                            ASN1_TIME_free);
   std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> t2(ASN1_TIME_set(nullptr, time_t(next_update)),

@@ -35,9 +35,10 @@ struct CertSpec {
 Result<ossl::X509Ptr> IssueCertificate(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer,
                                        EVP_PKEY* issuer_key);
 
-// A DER CRL signed by `issuer_key`, listing `revoked` certificates.
+// A DER CRL signed by `issuer_key`, listing `revoked` certificates. Its issuer name is `issuer`'s
+// subject, or `issuer_name` when given (a CRL that names someone other than its signer).
 Result<Bytes> IssueCrl(X509* issuer, EVP_PKEY* issuer_key, int64_t this_update, int64_t next_update,
-                       const std::vector<X509*>& revoked);
+                       const std::vector<X509*>& revoked, const X509_NAME* issuer_name = nullptr);
 
 // DER of the SGX extensions value (the inverse of evidence::ExtractPckExtensions).
 Result<Bytes> EncodeSgxExtensions(const evidence::PckExtensions& ext);

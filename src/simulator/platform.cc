@@ -106,10 +106,19 @@ Result<SimPlatform> SimPlatform::Create(const PlatformConfig& config) {
   auto root = IssueCertificate({kSimRootCn, true, 1, nb, na}, p.root_key_.get(), nullptr, nullptr);
   if (!root.ok()) return Error{root.error()};
   p.root_ = std::move(*root);
-  auto ca = IssueCertificate({kSimPckCaCn, true, 0, nb, na}, p.pck_ca_key_.get(), p.root_.get(),
+  const PlatformFaults& f = config.faults;
+  auto ca = IssueCertificate({f.pck_ca_common_name, true, 0, nb, na}, p.pck_ca_key_.get(), p.root_.get(),
                              p.root_key_.get());
   if (!ca.ok()) return Error{ca.error()};
   p.pck_ca_ = std::move(*ca);
+  if (f.pck_crl_from_processor_ca) {
+    p.processor_ca_key_ = NewP256Key();
+    if (!p.processor_ca_key_) return Error{"cannot generate a P-256 key: " + ossl::LastError()};
+    auto processor = IssueCertificate({kSimPckProcessorCaCn, true, 0, nb, na}, p.processor_ca_key_.get(),
+                                      p.root_.get(), p.root_key_.get());
+    if (!processor.ok()) return Error{processor.error()};
+    p.processor_ca_ = std::move(*processor);
+  }
   auto signing = IssueCertificate({kSimTcbSigningCn, false, -1, nb, na}, p.tcb_signing_key_.get(),
                                   p.root_.get(), p.root_key_.get());
   if (!signing.ok()) return Error{signing.error()};
@@ -123,7 +132,7 @@ Result<SimPlatform> SimPlatform::Create(const PlatformConfig& config) {
   ext.pce_id = config.pce_id;
   ext.fmspc = config.fmspc;
   ext.sgx_type = 1;  // Scalable
-  CertSpec leaf{kSimPckCn, false, -1, nb, na};
+  CertSpec leaf{f.pck_common_name, false, -1, nb, na};
   leaf.sgx_extensions = &ext;
   auto pck = IssueCertificate(leaf, p.pck_key_.get(), p.pck_ca_.get(), p.pck_ca_key_.get());
   if (!pck.ok()) return Error{pck.error()};
@@ -172,7 +181,7 @@ Status SimPlatform::BuildCollateral() {
       {"issueDate", issue},
       {"nextUpdate", next},
       {"fmspc", UpperHex(c.fmspc)},
-      {"pceId", UpperHex(c.pce_id)},
+      {"pceId", UpperHex(c.faults.tcb_info_pce_id.value_or(c.pce_id))},
       {"tcbType", 0},
       {"tcbEvaluationDataNumber", 17},
       {"tdxModule",
@@ -215,17 +224,46 @@ Status SimPlatform::BuildCollateral() {
   }
   col.tcb_info_issuer_chain = CertToPem(tcb_signing_.get()) + CertToPem(root_.get());
   col.qe_identity_issuer_chain = col.tcb_info_issuer_chain;
-  col.pck_crl_issuer_chain = CertToPem(pck_ca_.get()) + CertToPem(root_.get());
+  const PlatformFaults& f = c.faults;
+  // The PCK CRL's issuer: the PCK CA, or (a fault) a Processor CA the PCK does not come from.
+  X509* crl_ca = f.pck_crl_from_processor_ca ? processor_ca_.get() : pck_ca_.get();
+  EVP_PKEY* crl_ca_key = f.pck_crl_from_processor_ca ? processor_ca_key_.get() : pck_ca_key_.get();
+  if (!crl_ca || !crl_ca_key) return Error{"sim platform: no PCK CA to issue the PCK CRL"};
+  col.pck_crl_issuer_chain = CertToPem(crl_ca) + CertToPem(root_.get());
   const int64_t crl_next = c.issued_at + c.collateral_days * kDay;
-  auto root_crl = IssueCrl(root_.get(), root_key_.get(), c.issued_at, crl_next, {});
+  std::vector<X509*> root_revoked;
+  if (f.tcb_signing_revoked) root_revoked.push_back(tcb_signing_.get());
+  if (f.pck_ca_revoked) root_revoked.push_back(pck_ca_.get());
+  auto root_crl = IssueCrl(root_.get(), root_key_.get(), c.issued_at, crl_next, root_revoked);
   if (!root_crl.ok()) return Error{root_crl.error()};
   col.root_ca_crl = std::move(*root_crl);
   std::vector<X509*> revoked;
   if (c.pck_revoked) revoked.push_back(pck_.get());
-  auto pck_crl = IssueCrl(pck_ca_.get(), pck_ca_key_.get(), c.issued_at, crl_next, revoked);
+  std::unique_ptr<X509_NAME, decltype(&X509_NAME_free)> other_name(nullptr, X509_NAME_free);
+  if (!f.pck_crl_issuer_cn.empty()) {
+    other_name.reset(X509_NAME_new());
+    X509_NAME_add_entry_by_txt(other_name.get(), "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(f.pck_crl_issuer_cn.c_str()), -1, -1, 0);
+  }
+  auto pck_crl = IssueCrl(crl_ca, f.pck_crl_signed_by_root ? root_key_.get() : crl_ca_key, c.issued_at,
+                          crl_next, revoked, other_name.get());
   if (!pck_crl.ok()) return Error{pck_crl.error()};
   col.pck_crl = std::move(*pck_crl);
   return OkStatus();
+}
+
+Result<ByteArray<64>> SimPlatform::SignAsTcbSigner(std::string_view body) const {
+  return ossl::SignEcdsaP256Sha256(tcb_signing_key_.get(), AsBytes(body));
+}
+
+Result<std::string> SimPlatform::ReissuePckCaPem() const {
+  auto nb = ossl::TimeToUnix(X509_get0_notBefore(pck_ca_.get()));
+  auto na = ossl::TimeToUnix(X509_get0_notAfter(pck_ca_.get()));
+  if (!nb.ok() || !na.ok()) return Error{"sim platform: PCK CA with a malformed validity time"};
+  auto ca = IssueCertificate({ossl::CommonName(X509_get_subject_name(pck_ca_.get())), true, 0, *nb, *na},
+                             pck_ca_key_.get(), root_.get(), root_key_.get());
+  if (!ca.ok()) return Error{ca.error()};
+  return CertToPem(ca->get());
 }
 
 std::string SimPlatform::root_pem() const { return CertToPem(root_.get()); }
@@ -356,6 +394,7 @@ Status SimPlatform::WriteFiles(const std::string& dir) const {
             {"issued_at", FormatRfc3339(c.issued_at)},
             {"collateral_days", c.collateral_days},
             {"pck_revoked", c.pck_revoked},
+            {"qe_vendor_id", ToHex(c.faults.qe_vendor_id)},
             {"qe_id", ToHex(qe_id_)}};
   return WriteText(dir + "/platform.json", j.dump(2) + "\n", 0644);
 }
@@ -389,6 +428,10 @@ Result<SimPlatform> SimPlatform::Load(const std::string& dir) {
     c.issued_at = *issued;
     c.collateral_days = j.at("collateral_days").get<int64_t>();
     c.pck_revoked = j.at("pck_revoked").get<bool>();
+    if (j.contains("qe_vendor_id")) {  // absent in directories made before it was saved
+      Status s = hex("qe_vendor_id", c.faults.qe_vendor_id);
+      if (!s.ok()) return Error{s.error()};
+    }
   } catch (const Json::exception& e) {
     return Error{dir + "/platform.json: " + e.what()};
   }

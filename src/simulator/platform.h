@@ -7,10 +7,12 @@
 // tests get UpToDate, OutOfDate and Revoked platforms from the same code path.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "common/openssl.h"
 #include "evidence/pck_cert.h"
+#include "evidence/quote.h"
 #include "evidence/td_types.h"
 #include "verify/collateral.h"
 
@@ -26,6 +28,22 @@ inline constexpr char kSimRootCn[] = "tdxvirt Simulated SGX Root CA";
 inline constexpr char kSimPckCaCn[] = "tdxvirt Simulated SGX PCK Platform CA";
 inline constexpr char kSimPckCn[] = "tdxvirt Simulated SGX PCK Certificate";
 inline constexpr char kSimTcbSigningCn[] = "tdxvirt Simulated SGX TCB Signing";
+inline constexpr char kSimPckProcessorCaCn[] = "tdxvirt Simulated SGX PCK Processor CA";
+
+// What a forged or misissued evidence and collateral set would carry, one refusal of the verifier
+// each: the verifier's tests use them to prove every check (docs/verification.md). All off by
+// default; `tdxvirt sim init` never sets them.
+struct PlatformFaults {
+  ByteArray<16> qe_vendor_id = evidence::kIntelQeVendorId;  // the QE vendor ID quotes carry
+  std::string pck_common_name = kSimPckCn;                  // subject CN of the PCK leaf
+  std::string pck_ca_common_name = kSimPckCaCn;             // subject CN of the PCK CA
+  std::optional<ByteArray<2>> tcb_info_pce_id;  // TCB Info's pceId; default: the platform's
+  bool tcb_signing_revoked = false;  // the root CA CRL lists the TCB Signing certificate
+  bool pck_ca_revoked = false;       // the root CA CRL lists the PCK Platform CA
+  bool pck_crl_signed_by_root = false;  // the PCK CRL names the PCK CA as issuer, the root signs it
+  std::string pck_crl_issuer_cn;  // non-empty: the PCK CA signs a PCK CRL naming this issuer CN
+  bool pck_crl_from_processor_ca = false;  // PCK CRL and its issuer chain from a PCK Processor CA
+};
 
 struct PlatformConfig {
   ByteArray<6> fmspc = {0x00, 0xa0, 0x6f, 0x00, 0x00, 0x00};
@@ -39,6 +57,7 @@ struct PlatformConfig {
   int64_t issued_at = 0;           // collateral issueDate / CRL thisUpdate (default: creation time)
   int64_t collateral_days = 30;    // nextUpdate = issued_at + this
   bool pck_revoked = false;        // list the PCK certificate on the PCK CRL
+  PlatformFaults faults;           // Save/Load keep qe_vendor_id; the rest is in certs and collateral
 };
 
 // The QE's measurement in the simulated TD_QE identity.
@@ -65,6 +84,12 @@ class SimPlatform {
   EVP_PKEY* attestation_key() const { return attestation_key_.get(); }
   const ByteArray<32>& report_mac_key() const { return report_mac_key_; }
   const ByteArray<16>& qe_id() const { return qe_id_; }
+  // A signature by the TCB Signing key over `body`, as a signer that issues an edited or
+  // malformed TCB Info or QE Identity would make it.
+  Result<ByteArray<64>> SignAsTcbSigner(std::string_view body) const;
+  // The PCK CA certificate issued again by the root (same name and key, a new serial), as Intel
+  // would after revoking the old one; PEM.
+  Result<std::string> ReissuePckCaPem() const;
 
  private:
   Status BuildCollateral();
@@ -73,6 +98,8 @@ class SimPlatform {
   PlatformConfig config_;
   ossl::PkeyPtr root_key_, pck_ca_key_, pck_key_, tcb_signing_key_, attestation_key_;
   ossl::X509Ptr root_, pck_ca_, pck_, tcb_signing_;
+  ossl::PkeyPtr processor_ca_key_;  // faults.pck_crl_from_processor_ca only
+  ossl::X509Ptr processor_ca_;
   ByteArray<32> report_mac_key_{};
   ByteArray<16> qe_id_{};
   verify::Collateral collateral_;

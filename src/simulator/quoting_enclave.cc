@@ -31,6 +31,7 @@ Result<Bytes> SimQuotingEnclave::Quote(ByteSpan td_report, int version) const {
 
   evidence::Quote q;
   q.header.version = uint16_t(version);
+  q.header.qe_vendor_id = platform_.config().faults.qe_vendor_id;
   std::copy(platform_.qe_id().begin(), platform_.qe_id().end(), q.header.user_data.begin());
   evidence::TdQuoteBody& b = q.body;
   b.type = r.is_td15() ? evidence::BodyType::kTd15 : evidence::BodyType::kTd10;

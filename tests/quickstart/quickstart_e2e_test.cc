@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -30,6 +31,15 @@ std::string Slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Whether xmllint is on PATH, as the quickstart looks for it.
+bool XmllintInstalled() {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');)
+    if (!dir.empty() && access((dir + "/xmllint").c_str(), X_OK) == 0) return true;
+  return false;
 }
 
 std::string SchemaDir() { return TestdataPath("libvirt-schemas"); }
@@ -96,9 +106,14 @@ TEST_F(QuickstartE2E, DomainIsATdValidAgainstLibvirtSchema) {
   EXPECT_NE(xml.find("<launchSecurity type=\"tdx\">"), std::string::npos) << xml;
   EXPECT_NE(xml.find("<quoteGenerationService path=\"/var/run/tdx-qgs/qgs.socket\""), std::string::npos);
   const auto& schema = (*report_)["domain"]["schema"];
-  if (schema["checked"] == true) {
-    EXPECT_EQ(schema["valid"], true) << schema.dump();
+  if (!XmllintInstalled()) {
+    // Said, not silently passed: CI installs libxml2-utils, so there the check below is required.
+    EXPECT_EQ(schema["checked"], false) << schema.dump();
+    GTEST_SKIP() << "xmllint is not installed (Debian package libxml2-utils): the domain was not "
+                    "validated against libvirt's schema";
   }
+  EXPECT_EQ(schema["checked"], true) << schema.dump();
+  EXPECT_EQ(schema["valid"], true) << schema.dump();
 }
 
 TEST_F(QuickstartE2E, TokenCarriesTheOwnersValuesAndVerifiesIndependently) {

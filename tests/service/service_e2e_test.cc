@@ -270,7 +270,7 @@ TEST_F(ServiceE2e, PolicyReloadReplacesChangedFiles) {
   EXPECT_EQ(r.status, 400);
   // A broken file keeps the previous set in force.
   WritePolicy("broken.yaml", "id: [not, a, string]\n");
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(svc_.WaitForLog("policy_reload_error")) << "the broken policy file was never reloaded";
   auto ok = Post(svc_, "/appraisal/v2/attest", Evidence({.policy_ids = {"p2"}}).dump());
   EXPECT_EQ(ok.status, 200) << ok.body;
 }

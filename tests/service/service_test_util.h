@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/file.h"
@@ -60,6 +63,7 @@ struct TestService {
   TempDir policies;
   std::vector<std::string> log;
   std::shared_ptr<std::mutex> log_mu = std::make_shared<std::mutex>();
+  std::shared_ptr<std::condition_variable> log_cv = std::make_shared<std::condition_variable>();
 
   explicit TestService(ServerOptions o = {}, bool use_other_key = false) {
     if (o.signing_key_path.empty()) {
@@ -76,10 +80,14 @@ struct TestService {
     auto clock = now;
     o.clock = [clock] { return clock->load(); };
     auto mu = log_mu;
+    auto cv = log_cv;
     auto* lines = &log;
-    o.log = [mu, lines](const std::string& l) {
-      std::lock_guard g(*mu);
-      lines->push_back(l);
+    o.log = [mu, cv, lines](const std::string& l) {
+      {
+        std::lock_guard g(*mu);
+        lines->push_back(l);
+      }
+      cv->notify_all();
     };
     auto s = AttestationServer::Create(std::move(o));
     if (!s.ok()) {
@@ -97,6 +105,16 @@ struct TestService {
   std::vector<std::string> Logs() {
     std::lock_guard g(*log_mu);
     return log;
+  }
+  // Waits until a log line contains `part` (the event itself, not a guess at its timing); false
+  // when none did within the watchdog.
+  bool WaitForLog(const std::string& part, std::chrono::milliseconds watchdog = std::chrono::seconds(30)) {
+    std::unique_lock g(*log_mu);
+    return log_cv->wait_for(g, watchdog, [&] {
+      for (const auto& l : log)
+        if (l.find(part) != std::string::npos) return true;
+      return false;
+    });
   }
 
   ClientConfig Config(const std::string& api_key = "test-api-key") const {

@@ -40,6 +40,45 @@ std::vector<std::string> FailedChecks(const VerificationResult& r) {
   return out;
 }
 
+using Failures = std::vector<std::pair<std::string, std::string>>;
+
+// Every failed check with its detail, in the order the verifier reports them.
+Failures FailedWithDetail(const VerificationResult& r) {
+  Failures out;
+  for (const auto& c : r.checks)
+    if (!c.ok) out.emplace_back(c.name, c.detail);
+  return out;
+}
+
+// The quote with its PCK certificate chain (certification data type 5) replaced by `pem`. The
+// chain is covered by neither the quote signature nor the QE report, so only the chain checks see it.
+Bytes WithPckChain(const Bytes& quote, const std::string& pem) {
+  auto q = evidence::ParseQuote(quote);
+  EXPECT_TRUE(q.ok()) << q.error();
+  if (!q.ok()) return {};
+  q->signature_data.qe_certification.certification_data.data.assign(pem.begin(), pem.end());
+  return evidence::SerializeQuote(*q);
+}
+
+// The PEM blocks of a chain, in file order.
+std::vector<std::string> PemBlocks(std::string_view pem) {
+  std::vector<std::string> out;
+  const std::string_view end = "-----END CERTIFICATE-----";
+  for (size_t from = 0;;) {
+    size_t b = pem.find("-----BEGIN CERTIFICATE-----", from);
+    if (b == std::string_view::npos) break;
+    size_t e = pem.find(end, b);
+    if (e == std::string_view::npos) break;
+    out.emplace_back(pem.substr(b, e + end.size() - b));
+    out.back() += "\n";
+    from = e + end.size();
+  }
+  return out;
+}
+
+const char kNotEvaluated[] = "not evaluated: the PCK chain, TCB Info or QE Identity is unusable";
+const char kNoPckCrl[] = "no verified PCK CRL to check the PCK certificate against";
+
 const char* const kUpToDateQuote = "quotes/tdx-v4-uptodate/quote.bin";
 const char* const kUpToDateCollateral = "quotes/tdx-v4-uptodate/collateral.json";
 
@@ -103,10 +142,10 @@ TEST(Verifier, PckCrlSignatureFlipIsRejected) {
   auto c = Load("quotes/negative/tdx_quote_collateral_pckcrl_sigflip.json");
   auto r = Verify(ReadTestdata(kUpToDateQuote), c, kUpToDateAt);
   EXPECT_FALSE(r.verified);
-  std::vector<std::string> failed = FailedChecks(r);
-  ASSERT_FALSE(failed.empty());
-  EXPECT_EQ(failed.front(), "pck_crl_signature");
-  EXPECT_NE(r.error.find("pck_crl signature does not verify"), std::string::npos) << r.error;
+  EXPECT_EQ(FailedWithDetail(r), (Failures{{"pck_crl_signature",
+                                             "the pck_crl signature does not verify with the key of \"Intel "
+                                             "SGX PCK Platform CA\"; the CRL is corrupt or forged"},
+                                            {"pck_revocation", kNoPckCrl}}));
   // Without CRL checks the same collateral verifies: the flip is only in the CRL.
   auto no_crl = Verify(ReadTestdata(kUpToDateQuote), c, kUpToDateAt, /*crl=*/false);
   EXPECT_TRUE(no_crl.verified) << no_crl.error;
@@ -131,7 +170,78 @@ TEST(Verifier, EditedQeIdentityIsRejected) {
   c.qe_identity_signature[5] ^= 1;
   auto r = Verify(ReadTestdata(kUpToDateQuote), c, kUpToDateAt);
   EXPECT_FALSE(r.verified);
-  EXPECT_EQ(FailedChecks(r).front(), "qe_identity_signature");
+  EXPECT_EQ(FailedWithDetail(r),
+            (Failures{{"qe_identity_signature",
+                       "the qe_identity signature does not verify over its exact JSON text; the document was "
+                       "edited or the signature belongs to another document"},
+                      {"tcb_status", kNotEvaluated}}));
+}
+
+TEST(Verifier, PckCrlMissingFromTheCollateral) {
+  auto c = Load(kUpToDateCollateral);
+  c.pck_crl.clear();
+  auto r = Verify(ReadTestdata(kUpToDateQuote), c, kUpToDateAt);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(FailedWithDetail(r),
+            (Failures{{"pck_crl_signature",
+                       "the collateral has no pck_crl; supply it (tdxvirt collateral fetch) or skip CRL checks "
+                       "with --no-crl"},
+                      {"pck_revocation", kNoPckCrl}}));
+}
+
+TEST(Verifier, ExtraCertificateNotOnThePath) {
+  // The quote's chain with the TCB Signing certificate appended: it verifies, but a certificate
+  // that is not on the path is a tampered chain.
+  auto c = Load(kUpToDateCollateral);
+  auto quote = ReadTestdata(kUpToDateQuote);
+  auto q = evidence::ParseQuote(quote);
+  ASSERT_TRUE(q.ok());
+  auto pem = evidence::PckCertChainPem(*q);
+  ASSERT_TRUE(pem.ok());
+  auto blocks = PemBlocks(*pem);
+  ASSERT_EQ(blocks.size(), 3u);
+  std::string chain = blocks[0] + blocks[1] + blocks[2] + PemBlocks(c.tcb_info_issuer_chain).at(0);
+  auto r = Verify(WithPckChain(quote, chain), c, kUpToDateAt);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(FailedWithDetail(r), (Failures{{"pck_chain",
+                                            "certificate 4 of the chain (\"Intel SGX TCB Signing\") is not on "
+                                            "the path to the trusted root; the chain was altered"},
+                                           {"tcb_status", kNotEvaluated}}));
+}
+
+TEST(Verifier, PckChainWithoutItsCa) {
+  auto quote = ReadTestdata(kUpToDateQuote);
+  auto q = evidence::ParseQuote(quote);
+  ASSERT_TRUE(q.ok());
+  auto pem = evidence::PckCertChainPem(*q);
+  ASSERT_TRUE(pem.ok());
+  auto r = Verify(WithPckChain(quote, PemBlocks(*pem).at(0)), Load(kUpToDateCollateral), kUpToDateAt);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(FailedWithDetail(r), (Failures{{"pck_chain", "PCK certificate chain has no issuing CA"},
+                                           {"tcb_status", kNotEvaluated}}));
+}
+
+TEST(Verifier, SigningChainWithoutTheTcbSigningCertificate) {
+  // TCB Info "signed" under the PCK CRL's chain: the PCK Platform CA is no TCB signer.
+  auto c = Load(kUpToDateCollateral);
+  c.tcb_info_issuer_chain = c.pck_crl_issuer_chain;
+  auto r = Verify(ReadTestdata(kUpToDateQuote), c, kUpToDateAt);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(FailedWithDetail(r), (Failures{{"tcb_info_issuer_chain",
+                                            "issuer chain has no \"SGX TCB Signing\" certificate (it starts "
+                                            "with \"Intel SGX PCK Platform CA\"); supply the chain PCS sent"},
+                                           {"tcb_status", kNotEvaluated}}));
+}
+
+TEST(Verifier, TruncatedQuote) {
+  Bytes quote = ReadTestdata(kUpToDateQuote);
+  quote.resize(600);
+  auto parsed = evidence::ParseQuote(quote);
+  ASSERT_FALSE(parsed.ok());
+  auto r = Verify(quote, Load(kUpToDateCollateral), kUpToDateAt);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(FailedWithDetail(r), (Failures{{"quote_format", parsed.error()}}));
+  EXPECT_EQ(r.error, "quote_format: " + parsed.error());
 }
 
 TEST(Verifier, DatesOutsideTheCollateralWindow) {
@@ -233,6 +343,9 @@ TEST(Verifier, CollateralPreparedForAnotherRootIsRefused) {
   auto prepared = PreparedCollateral::Prepare(Load(kUpToDateCollateral), *other);
   auto r = QuoteVerifier(*intel).Verify(ReadTestdata(kUpToDateQuote), *prepared, {.now = kUpToDateAt});
   EXPECT_FALSE(r.verified);
+  ASSERT_NE(r.find("collateral_root"), nullptr);
+  EXPECT_EQ(r.find("collateral_root")->detail,
+            "the collateral was prepared for another trusted root; prepare it with this verifier's root");
   EXPECT_FALSE(r.find("collateral_root")->ok);
 }
 
@@ -275,7 +388,12 @@ TEST(Verifier, QvlDirectoryLayoutAndMissingCrls) {
   ASSERT_TRUE(no_crls.ok()) << no_crls.error();
   auto strict = Verify(ReadTestdata(kUpToDateQuote), *no_crls, kUpToDateAt);
   EXPECT_FALSE(strict.verified);
-  EXPECT_NE(strict.error.find("has no root_ca_crl; supply it"), std::string::npos) << strict.error;
+  EXPECT_EQ(FailedWithDetail(strict),
+            (Failures{{"root_ca_crl_signature",
+                       "the collateral has no root_ca_crl; supply it (tdxvirt collateral fetch) or skip CRL "
+                       "checks with --no-crl"},
+                      {"pck_crl_issuer_chain", "the collateral has no PCK CRL issuer chain; supply it or use --no-crl"},
+                      {"pck_revocation", kNoPckCrl}}));
   auto lax = Verify(ReadTestdata(kUpToDateQuote), *no_crls, kUpToDateAt, /*crl=*/false);
   EXPECT_TRUE(lax.verified) << lax.error;
 }
