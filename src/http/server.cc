@@ -481,30 +481,31 @@ class Session : public SessionBase {
     });
   }
 
-  // Ends the connection so that the client reads what was written: TLS close_notify, or a TCP
-  // half-close and a bounded discard of what the client is still sending.
+  // Ends the connection so that the client reads what was written. After a whole request: TLS
+  // close_notify, or a TCP half-close. With request bytes still unread (an error answered early):
+  // a TCP half-close and a bounded discard of what the client is still sending, below TLS too,
+  // since closing on unread input resets the connection and the client may lose the answer.
   void Linger() {
     state_ = State::kClosing;
-    auto& tcp_stream = beast::get_lowest_layer(stream_);
     Arm(Clock::now() + kLingerTimeout);
+    bool unread = !parser_ || !parser_->is_done() || buffer_.size() > 0;
     if constexpr (kTls) {
-      stream_.async_shutdown([self = Self()](beast::error_code) { self->Close(); });
-    } else {
-      beast::error_code ignored;
-      tcp_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      Discard();
+      if (!unread)
+        return stream_.async_shutdown([self = Self()](beast::error_code) { self->Close(); });
     }
+    beast::error_code ignored;
+    beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Discard();
   }
 
   void Discard() {
-    if constexpr (!kTls) {
-      discard_.resize(16 << 10);
-      stream_.async_read_some(net::buffer(discard_), [self = Self()](beast::error_code ec, size_t n) {
-        self->discarded_ += n;
-        if (ec || self->discarded_ > kLingerBytes) return self->Close();
-        self->Discard();
-      });
-    }
+    discard_.resize(16 << 10);
+    beast::get_lowest_layer(stream_).socket().async_read_some(
+        net::buffer(discard_), [self = Self()](beast::error_code ec, size_t n) {
+          self->discarded_ += n;
+          if (ec || self->discarded_ > kLingerBytes) return self->Close();
+          self->Discard();
+        });
   }
 
   void Close() {
