@@ -76,10 +76,11 @@ namespace {
 constexpr size_t kMaxRejecting = 64;
 // How long an over-cap client has to send its request header before it is closed.
 constexpr std::chrono::milliseconds kRejectTimeout{2000};
-// After an error response on a connection with unread input: how long and how much to discard
-// so that the client reads the response instead of a reset.
-constexpr std::chrono::milliseconds kLingerTimeout{1000};
-constexpr size_t kLingerBytes = 1 << 20;
+// After an error response on a connection with unread input: how long to read and discard what
+// the client still sends, so that it reads the response instead of a reset (a close with unread
+// input resets the connection, and the peer's kernel drops the answer it has not read yet).
+// Bounded in time only: discarding costs no memory.
+constexpr std::chrono::milliseconds kLingerTimeout{2000};
 
 size_t SomaxConn() {
   std::ifstream f("/proc/sys/net/core/somaxconn");
@@ -503,7 +504,7 @@ class Session : public SessionBase {
     beast::get_lowest_layer(stream_).socket().async_read_some(
         net::buffer(discard_), [self = Self()](beast::error_code ec, size_t n) {
           self->discarded_ += n;
-          if (ec || self->discarded_ > kLingerBytes) return self->Close();
+          if (ec) return self->Close();
           self->Discard();
         });
   }
