@@ -183,7 +183,10 @@ def bare_tls(t):
 
 
 def flood_body(t, source, total, make_chunk, head):
-    """Sends head, then chunks up to `total` bytes while reading the answer; (status, sent)."""
+    """Sends head, then chunks up to `total` bytes, and reads the answer; (status, sent).
+    Plain sockets read while sending (a second thread). An SSL socket must not be read and written
+    from two threads at once, so over TLS all is sent first (the server reads and drops what comes
+    after its answer), then the answer is read."""
     s = connect(t, source, timeout=20)
     s.sendall(head)
     sent = [0]
@@ -197,6 +200,11 @@ def flood_body(t, source, total, make_chunk, head):
         except OSError:
             pass
 
+    if t.get("tls"):
+        sender()
+        status, _ = read_response(s)
+        s.close()
+        return status, sent[0]
     th = threading.Thread(target=sender)
     th.start()
     status, _ = read_response(s)

@@ -80,7 +80,7 @@ constexpr std::chrono::milliseconds kRejectTimeout{2000};
 // the client still sends, so that it reads the response instead of a reset (a close with unread
 // input resets the connection, and the peer's kernel drops the answer it has not read yet).
 // Bounded in time only: discarding costs no memory.
-constexpr std::chrono::milliseconds kLingerTimeout{2000};
+constexpr std::chrono::milliseconds kLingerTimeout{5000};
 
 size_t SomaxConn() {
   std::ifstream f("/proc/sys/net/core/somaxconn");
