@@ -190,6 +190,8 @@ void RemoveStaleTemporaries(const std::string& dir, const std::string& name) {
   closedir(d);  // closes dfd
 }
 
+}  // namespace
+
 Status FsyncDirectory(const std::string& dir) {
   int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Error{"cannot open directory " + dir + ": " + std::strerror(errno)};
@@ -200,8 +202,6 @@ Status FsyncDirectory(const std::string& dir) {
   if (!ok) return Error{"cannot sync directory " + dir + ": " + err};
   return OkStatus();
 }
-
-}  // namespace
 
 Status WriteFileAtomic(const std::string& path, ByteSpan data, mode_t mode, bool replace_existing) {
   size_t slash = path.rfind('/');

@@ -29,6 +29,10 @@ Result<Bytes> ReadRegularFile(const std::string& path, size_t max_size, bool fol
 // user in a shared directory) is refused, never written through. Returns the descriptor.
 Result<int> CreateNewFile(const std::string& path, mode_t mode);
 
+// fsync(2) of a directory, so a rename in it survives a crash. File systems that cannot sync a
+// directory (EINVAL) count as done.
+Status FsyncDirectory(const std::string& dir);
+
 // Writes through a temporary file in the same directory and renames it over `path`, so readers
 // never see a partial file and a writer killed at any moment leaves the old file or the new one.
 // The temporary is ".<name>.tmp-<random>", created by CreateNewFile with `mode` (use 0600 for keys),

@@ -297,16 +297,6 @@ void RemoveStaleStaging(const std::string& parent, const std::string& base) {
   }
 }
 
-Status FsyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Error{"cannot open " + dir + ": " + std::strerror(errno)};
-  bool ok = fsync(fd) == 0 || errno == EINVAL;
-  std::string err = ok ? "" : std::strerror(errno);
-  close(fd);
-  if (!ok) return Error{"cannot sync " + dir + ": " + err};
-  return OkStatus();
-}
-
 }  // namespace
 
 // The whole directory is replaced at once: written into a staging directory beside it, then
@@ -349,12 +339,12 @@ Status SimPlatform::Save(const std::string& dir_in) const {
     return Error{error};
   };
   if (Status s = WriteFiles(staging); !s.ok()) return abandon(s.error());
-  if (Status s = FsyncDir(staging); !s.ok()) return abandon(s.error());
+  if (Status s = FsyncDirectory(staging); !s.ok()) return abandon(s.error());
   if (exists ? renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0
              : rename(staging.c_str(), dir.c_str()) != 0)
     return abandon("cannot put the new platform in place at " + dir + ": " + std::strerror(errno) +
                    (exists ? "; remove the directory (or give another --dir) and run again" : ""));
-  Status synced = FsyncDir(parent);
+  Status synced = FsyncDirectory(parent);
   std::error_code ec;
   if (exists) std::filesystem::remove_all(staging, ec);  // now the old platform
   if (lock >= 0) close(lock);
