@@ -31,7 +31,7 @@ Status Apply(const Json& j, ClusterSettings& s) {
   static const char* kKnown[] = {"featureGate",   "qgsEnforced",    "tdvf",
                                  "qgsSocketPath", "keyResourceName", "nodeLabel",
                                  "nodeLabelValue", "tdvfPlain",     "tdvfSecureBoot",
-                                 "sidecarImage",  "hookVersion"};
+                                 "sidecarImage",  "hookVersion",   "kubevirtVersion"};
   for (const auto& [key, v] : j.items()) {
     bool known = false;
     for (const char* k : kKnown) known = known || key == k;
@@ -39,7 +39,7 @@ Status Apply(const Json& j, ClusterSettings& s) {
       return Error{"settings: unknown key \"" + key +
                    "\" (known: featureGate, qgsSocketPath, qgsEnforced, keyResourceName, "
                    "nodeLabel, nodeLabelValue, tdvf.plain, tdvf.secureBoot, sidecarImage, "
-                   "hookVersion)"};
+                   "hookVersion, kubevirtVersion)"};
     if (key == "featureGate") {
       auto b = AsBool(v, key);
       if (!b.ok()) return Error{b.error()};
@@ -68,6 +68,7 @@ Status Apply(const Json& j, ClusterSettings& s) {
       else if (key == "tdvfSecureBoot") s.tdvf_secure_boot = *str;
       else if (key == "sidecarImage") s.sidecar_image = *str;
       else if (key == "hookVersion") s.hook_version = *str;
+      else if (key == "kubevirtVersion") s.kubevirt_version = *str;
       else
         return Error{"settings: unknown key \"" + key +
                      "\" (known: featureGate, qgsSocketPath, qgsEnforced, keyResourceName, "
@@ -82,12 +83,26 @@ Status Apply(const Json& j, ClusterSettings& s) {
     return Error{"settings: keyResourceName must be a domain-qualified resource name such as " +
                  std::string(kDefaultKeyResource)};
   if (s.node_label.empty()) return Error{"settings: nodeLabel must not be empty"};
+  if (s.kubevirt_version != "auto") {
+    auto v = kube::ParseKubevirtVersion(s.kubevirt_version);
+    if (!v.ok() || !v->exact() || v->Text() != s.kubevirt_version)
+      return Error{"settings: kubevirtVersion must be \"1.6\", \"1.7\", \"1.8\", \"1.9\" or "
+                   "\"auto\" (read from the KubeVirt CR), got \"" + s.kubevirt_version + "\""};
+  }
   if (s.hook_version != "v1alpha2" && s.hook_version != "v1alpha3")
     return Error{"settings: hookVersion must be v1alpha2 or v1alpha3"};
   return OkStatus();
 }
 
 }  // namespace
+
+Result<kube::KubevirtVersion> EffectiveKubevirtVersion(const ClusterSettings& s) {
+  if (s.kubevirt_version != "auto") return kube::ParseKubevirtVersion(s.kubevirt_version);
+  if (s.observed_version) return *s.observed_version;
+  return Error{"kubevirtVersion is auto and the KubeVirt version is not known yet (the KubeVirt "
+               "CR has no status.observedKubeVirtVersion, or it could not be read); name it in the "
+               "settings: kubevirtVersion: \"1.9\""};
+}
 
 Result<ClusterSettings> ParseClusterSettings(std::string_view text) {
   auto j = ParseDocument(text, "settings");

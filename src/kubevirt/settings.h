@@ -5,7 +5,10 @@
 #include <string>
 #include <string_view>
 
+#include <optional>
+
 #include "common/result.h"
+#include "kube/kubevirt_version.h"
 
 namespace tdxvirt::kubevirt {
 
@@ -29,7 +32,18 @@ struct ClusterSettings {
   std::string tdvf_secure_boot = kDefaultTdvfSecureBoot;  // tdvf.secureBoot ("" forbids it)
   std::string sidecar_image = kDefaultSidecarImage;     // sidecarImage ("" adds no sidecar)
   std::string hook_version = "v1alpha3";                // hookVersion: v1alpha2 | v1alpha3
+  // kubevirtVersion: "1.6".."1.9" names the KubeVirt release; "auto" reads the KubeVirt CR's
+  // status.observedKubeVirtVersion (the live webhook and node agent).
+  std::string kubevirt_version = "auto";
+  // Filled at run time when kubevirt_version is auto: the version the cluster reports (nullopt:
+  // not known yet) and, from 1.9, the CR's attestation qgsSocketPath.
+  std::optional<kube::KubevirtVersion> observed_version;
+  std::optional<std::string> observed_qgs_socket_path;  // CR ...confidentialCompute.tdx.attestation
 };
+
+// The release to act for: the setting, or what the cluster reports for "auto". An error when it
+// is "auto" and the cluster has not told us yet (a live webhook then refuses TDX objects).
+Result<kube::KubevirtVersion> EffectiveKubevirtVersion(const ClusterSettings& settings);
 
 // Parses settings text. Unknown keys and wrong types are errors naming the key, so a typo never
 // silently falls back to a default.
