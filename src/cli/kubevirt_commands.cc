@@ -28,13 +28,34 @@ Result<std::string> ReadText(const std::string& flag, const std::string& path) {
   return std::string(tdxvirt::AsString(*b));
 }
 
+// --kubevirt-version over the settings' kubevirtVersion. Offline there is no cluster to ask, so
+// "auto" acts for the newest known release and says so (`offline`); the hook instead reads the
+// release from the domain KubeVirt hands it.
+Status ApplyKubevirtVersion(ClusterSettings& cs, const std::string& flag, bool offline) {
+  if (!flag.empty()) {
+    auto v = kube::ParseKubevirtVersion(flag);
+    if (!v.ok() || !v->exact() || v->Text() != flag)
+      return Error{"--kubevirt-version " + flag + ": use 1.6, 1.7, 1.8 or 1.9"};
+    cs.kubevirt_version = flag;
+  }
+  if (offline && cs.kubevirt_version == "auto") {
+    cs.observed_version = kube::KubevirtVersion{};
+    std::cerr << "warning: kubevirtVersion is auto and there is no cluster to ask offline; acting "
+                 "for KubeVirt " << cs.observed_version->Text()
+              << " (name the release with --kubevirt-version)\n";
+  }
+  return OkStatus();
+}
+
 struct ReviewOptions {
-  std::string file, settings, kind = "both", output = "response";
+  std::string file, settings, kind = "both", output = "response", kubevirt_version;
 };
 
 int RunReview(const ReviewOptions& o) {
   auto cs = kubevirt::LoadClusterSettings(o.settings);
   if (!cs.ok()) return InputError(cs.error());
+  if (Status st = ApplyKubevirtVersion(*cs, o.kubevirt_version, true); !st.ok())
+    return InputError(st.error());
   auto kind = kubevirt::ParseReviewKind(o.kind);
   if (!kind.ok()) return InputError("--kind: " + kind.error());
   auto text = ReadText("FILE", o.file);
@@ -50,13 +71,15 @@ int RunReview(const ReviewOptions& o) {
 }
 
 struct RenderOpts {
-  std::string file, settings, out = "-", schema_dir;
+  std::string file, settings, out = "-", schema_dir, kubevirt_version;
   std::vector<std::string> with;
 };
 
 int RunRender(const RenderOpts& o) {
   auto cs = kubevirt::LoadClusterSettings(o.settings);
   if (!cs.ok()) return InputError(cs.error());
+  if (Status st = ApplyKubevirtVersion(*cs, o.kubevirt_version, true); !st.ok())
+    return InputError(st.error());
   auto text = ReadText("FILE", o.file);
   if (!text.ok()) return InputError(text.error());
   auto manifest = kubevirt::ParseDocument(*text, o.file);
@@ -91,7 +114,7 @@ int RunRender(const RenderOpts& o) {
 }
 
 struct HookOpts {
-  std::string vmi, domain, settings, tdvf, tdvf_secure_boot;
+  std::string vmi, domain, settings, tdvf, tdvf_secure_boot, kubevirt_version;
 };
 
 // Settings for the hook: the file, then --tdvf / --tdvf-secure-boot (the webhook passes these as
@@ -121,6 +144,8 @@ Result<std::string> InlineOrFile(const std::string& flag, const std::string& v) 
 int RunOnDefineDomain(const HookOpts& o) {
   auto cs = HookSettings(o.settings, o.tdvf, o.tdvf_secure_boot);
   if (!cs.ok()) return InputError(cs.error());
+  if (Status st = ApplyKubevirtVersion(*cs, o.kubevirt_version, false); !st.ok())
+    return InputError(st.error());
   auto vmi = InlineOrFile("--vmi", o.vmi);
   if (!vmi.ok()) return InputError(vmi.error());
   auto dom = InlineOrFile("--domain", o.domain);
@@ -132,13 +157,16 @@ int RunOnDefineDomain(const HookOpts& o) {
 }
 
 struct ServeHookOpts {
-  std::string socket = kubevirt::kDefaultHookSocket, settings, tdvf, tdvf_secure_boot;
+  std::string socket = kubevirt::kDefaultHookSocket, settings, tdvf, tdvf_secure_boot,
+              kubevirt_version;
   std::vector<std::string> versions;
 };
 
 int RunServeHook(const ServeHookOpts& o) {
   auto cs = HookSettings(o.settings, o.tdvf, o.tdvf_secure_boot);
   if (!cs.ok()) return InputError(cs.error());
+  if (Status st = ApplyKubevirtVersion(*cs, o.kubevirt_version, false); !st.ok())
+    return InputError(st.error());
   kubevirt::HookServerOptions ho;
   if (!o.versions.empty()) ho.versions = o.versions;
   sigset_t stop = BlockStopSignals();
@@ -198,6 +226,7 @@ void AddKubevirtCommands(CLI::App& app, int& exit_code) {
   rv->add_option("--output", review->output,
                  "response (AdmissionReview, default), patch (JSON Patch) or object (mutated)")
       ->check(CLI::IsMember({"response", "patch", "object"}));
+  rv->add_option("--kubevirt-version", review->kubevirt_version, "KubeVirt release to act for: 1.6, 1.7, 1.8 or 1.9 (default: the settings' kubevirtVersion; auto acts for 1.9 offline)");
   rv->callback([review, &exit_code] { exit_code = RunReview(*review); });
 
   auto render = std::make_shared<RenderOpts>();
@@ -211,6 +240,7 @@ void AddKubevirtCommands(CLI::App& app, int& exit_code) {
   rd->add_option("--out", render->out, "output file (default - for stdout; written atomically)");
   rd->add_option("--validate", render->schema_dir,
                  "libvirt schema folder (domain.rng): validate with xmllint, exit 1 if invalid");
+  rd->add_option("--kubevirt-version", render->kubevirt_version, "KubeVirt release to act for: 1.6, 1.7, 1.8 or 1.9 (default: the settings' kubevirtVersion; auto acts for 1.9 offline)");
   rd->callback([render, &exit_code] { exit_code = RunRender(*render); });
 
   auto* hook = app.add_subcommand("hook", "KubeVirt hook sidecar, sidecar-shim form");
@@ -226,6 +256,7 @@ void AddKubevirtCommands(CLI::App& app, int& exit_code) {
   odd->add_option("--tdvf", hopts->tdvf, "TDVF path (overrides the settings' tdvf.plain)");
   odd->add_option("--tdvf-secure-boot", hopts->tdvf_secure_boot,
                   "Secure Boot TDVF path (overrides tdvf.secureBoot)");
+  odd->add_option("--kubevirt-version", hopts->kubevirt_version, "KubeVirt release (the webhook passes it; default: read from the domain KubeVirt renders)");
   odd->callback([hopts, &exit_code] { exit_code = RunOnDefineDomain(*hopts); });
 
   CLI::App* serve = ServeCommand(app);
@@ -241,6 +272,7 @@ void AddKubevirtCommands(CLI::App& app, int& exit_code) {
   shc->add_option("--tdvf", sh->tdvf, "TDVF path (overrides the settings' tdvf.plain)");
   shc->add_option("--tdvf-secure-boot", sh->tdvf_secure_boot,
                   "Secure Boot TDVF path (overrides tdvf.secureBoot)");
+  shc->add_option("--kubevirt-version", sh->kubevirt_version, "KubeVirt release (the webhook passes it; default: read from the domain KubeVirt renders)");
   shc->callback([sh, &exit_code] { exit_code = RunServeHook(*sh); });
 
   auto sw = std::make_shared<ServeWebhookOpts>();

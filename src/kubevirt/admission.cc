@@ -35,10 +35,12 @@ std::string QuantityText(const Json& v) {
   return "";
 }
 
-// The admission rules beyond the TDX settings themselves. Sources are listed in docs/kubevirt.md.
+// The admission rules beyond the TDX settings themselves, for KubeVirt release `kv`. Where
+// upstream has the same rule (1.7+) the outcome is the same; sources are in docs/kubevirt.md.
 void ValidateSpec(const Json& spec, const Layout& l, const TdxRequest& req,
-                  const ClusterSettings& cs, std::vector<Finding>& deny,
-                  std::vector<Finding>& warn) {
+                  const ClusterSettings& cs, const kube::KubevirtVersion& kv,
+                  std::vector<Finding>& deny, std::vector<Finding>& warn) {
+  const kube::UpstreamTdx up = kube::UpstreamTdxFor(kv);
   const std::string& sp = l.spec_path;
   const std::string ls = sp + ".domain.launchSecurity";
   auto d = [&](std::string f, std::string m) { deny.push_back({std::move(f), std::move(m)}); };
@@ -73,10 +75,13 @@ void ValidateSpec(const Json& spec, const Layout& l, const TdxRequest& req,
       d(sp + ".domain.firmware.bootloader.efi.persistent",
         "TDX does not work along with persistent EFI variables: TDVF is stateless (no NVRAM); "
         "remove persistent or set it to false");
-    if (req.settings.secure_boot && cs.tdvf_secure_boot.empty())
+    // Up to 1.8 KubeVirt counts an unset secureBoot as on and denies Secure Boot without SMM,
+    // which a TD cannot have; 1.9 exempts TDX and boots the Secure Boot TDVF.
+    if (req.settings.secure_boot && !up.secure_boot)
       d(sp + ".domain.firmware.bootloader.efi.secureBoot",
-        "Secure Boot is on (KubeVirt's default) but this cluster has no Secure Boot TDVF "
-        "(tdvf.secureBoot); set secureBoot: false");
+        "Secure Boot is " + std::string(Get(*efi, "secureBoot") ? "on" : "unset, which KubeVirt "
+        "counts as on") + "; KubeVirt " + kv.Text() + " requires SMM for Secure Boot and a TD "
+        "cannot have SMM; set secureBoot: false (KubeVirt 1.9 allows Secure Boot TDs)");
   }
   if (const Json* ifs = Path(spec, {"domain", "devices", "interfaces"}); ifs && ifs->is_array()) {
     for (size_t i = 0; i < ifs->size(); ++i) {
@@ -94,11 +99,14 @@ void ValidateSpec(const Json& spec, const Layout& l, const TdxRequest& req,
       a && a->is_string() && *a != "amd64")
     d(sp + ".nodeSelector[kubernetes.io/arch]",
       "TDX needs amd64 nodes, not " + a->get<std::string>() + "; select amd64 or remove it");
+  // host-model (upstream's default) and host-passthrough pass; a named model is what QEMU refuses.
   if (const Json* m = Path(spec, {"domain", "cpu", "model"});
-      m && m->is_string() && *m != "host-passthrough")
-    d(sp + ".domain.cpu.model", "QEMU refuses named CPU models for TDs (\"Named cpu model is not "
-                                "supported for TDX yet!\"), and " + m->get<std::string>() +
-                                    " is one; set model: host-passthrough or remove it");
+      m && m->is_string() && *m != "host-passthrough" && *m != "host-model")
+    d(sp + ".domain.cpu.model",
+      "QEMU refuses a named CPU model for a TD (target/i386/kvm/tdx.c, tdx_cpu_instance_init: "
+      "\"Named cpu model is not supported for TDX yet!\", QEMU 10.1), and " +
+          m->get<std::string>() + " is one; remove model (KubeVirt's default host-model) or use "
+          "host-passthrough");
   if (const Json* m = Path(spec, {"domain", "machine", "type"});
       m && m->is_string() && !m->get<std::string>().empty() &&
       m->get<std::string>().find("q35") == std::string::npos)
@@ -107,9 +115,15 @@ void ValidateSpec(const Json& spec, const Layout& l, const TdxRequest& req,
   for (const char* list : {"requests", "limits"}) {
     const Json* q = Path(spec, {"domain", "resources", list});
     const Json* v = q ? Get(*q, cs.key_resource) : nullptr;
-    if (v && QuantityText(*v) != "1")
-      d(sp + ".domain.resources." + list + "[" + cs.key_resource + "]",
-        "a trust domain uses exactly one TDX key; set it to \"1\" or remove it (the webhook adds it)");
+    if (!v) continue;
+    const std::string field = sp + ".domain.resources." + list + "[" + cs.key_resource + "]";
+    if (up.key_resource)
+      d(field, "KubeVirt " + kv.Text() + " requests " + kube::kUpstreamKeyResource +
+                   " for every TD itself and the tdxvirt agent runs no key device plugin there; "
+                   "remove it");
+    else if (QuantityText(*v) != "1")
+      d(field, "a trust domain uses exactly one TDX key; set it to \"1\" or remove it (the "
+               "webhook adds it)");
   }
   if (const Json* e = Get(spec, "evictionStrategy"); e && *e == "LiveMigrate")
     d(sp + ".evictionStrategy", "TDX trust domains cannot be live-migrated (KubeVirt marks them "
@@ -124,30 +138,49 @@ void ValidateSpec(const Json& spec, const Layout& l, const TdxRequest& req,
                                   "TD quote (MRTD, RTMRs) instead");
 }
 
-void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSettings& cs) {
+}  // namespace
+
+bool SidecarNeeded(const TdxSettings& t, const kube::KubevirtVersion& kv,
+                   const ClusterSettings& cs) {
+  // Up to 1.8 upstream renders no QGS element (and up to 1.6 no TD at all).
+  if (!kube::UpstreamTdxFor(kv).qgs) return true;
+  const bool own_qgs = t.qgs_per_vm && t.qgs && t.qgs->kind == QgsAddress::Kind::kUnix &&
+                       t.qgs->path != ClusterQgsPath(cs, kv);
+  return t.mr_config_id || t.mr_owner || t.mr_owner_config || t.policy != kDefaultPolicy ||
+         own_qgs;
+}
+
+namespace {
+
+// What tdxvirt adds to a TDX VM for release `kv`: only what upstream lacks there (the table in
+// docs/kubevirt.md, "Division of labour").
+void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSettings& cs,
+            const kube::KubevirtVersion& kv) {
+  const kube::UpstreamTdx up = kube::UpstreamTdxFor(kv);
   Json& spec = l.vm ? Ensure(obj, {"spec", "template", "spec"}) : Ensure(obj, {"spec"});
-  Json& ann = l.vm ? Ensure(obj, {"spec", "template", "metadata", "annotations"})
-                   : Ensure(obj, {"metadata", "annotations"});
-  // One TDX key: requests and limits, as extended resources need both.
-  for (const char* list : {"requests", "limits"}) {
-    Json& q = Ensure(spec, {"domain", "resources", list});
-    if (!q.contains(cs.key_resource)) q[cs.key_resource] = "1";
+  // One TDX key, requests and limits (extended resources need both); from 1.9 upstream's own.
+  if (!up.key_resource) {
+    for (const char* list : {"requests", "limits"}) {
+      Json& q = Ensure(spec, {"domain", "resources", list});
+      if (!q.contains(cs.key_resource)) q[cs.key_resource] = "1";
+    }
   }
-  Json& sel = Ensure(spec, {"nodeSelector"});
-  if (!sel.contains(cs.node_label)) sel[cs.node_label] = cs.node_label_value;
-  Json& cpu = Ensure(spec, {"domain", "cpu"});
-  if (!cpu.contains("model")) cpu["model"] = "host-passthrough";
+  // From 1.7 virt-controller adds kubevirt.io/tdx=true to the launcher pod itself.
+  if (!up.node_selector) {
+    Json& sel = Ensure(spec, {"nodeSelector"});
+    if (!sel.contains(cs.node_label)) sel[cs.node_label] = cs.node_label_value;
+  }
   Json& fw = Ensure(spec, {"domain", "firmware"});
   if (!fw.contains("bootloader") || fw["bootloader"].is_null())
     fw["bootloader"] = {{"efi", {{"secureBoot", false}}}};
   if (!spec.contains("evictionStrategy")) spec["evictionStrategy"] = "None";
 
-  // Carry the settings where virt-launcher (and so the hook) sees them: VMI annotations.
   const TdxSettings& t = req.settings;
-  if (t.qgs) {
-    ann[kAnnotationQgs] = t.qgs->text;
-    if (t.qgs->kind == QgsAddress::Kind::kUnix) ann[kKubevirtQgsAnnotation] = t.qgs->path;
-  }
+  if (!SidecarNeeded(t, kv, cs)) return;
+  // The hook reads these from the VMI (VM: the template's annotations become the VMI's).
+  Json& ann = l.vm ? Ensure(obj, {"spec", "template", "metadata", "annotations"})
+                   : Ensure(obj, {"metadata", "annotations"});
+  if (t.qgs) ann[kAnnotationQgs] = t.qgs->text;
   if (t.mr_config_id) ann[kAnnotationMrConfigId] = Base64Encode(*t.mr_config_id);
   if (t.mr_owner) ann[kAnnotationMrOwner] = Base64Encode(*t.mr_owner);
   if (t.mr_owner_config) ann[kAnnotationMrOwnerConfig] = Base64Encode(*t.mr_owner_config);
@@ -161,11 +194,9 @@ void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSett
     }
     for (const Json& s : list)
       if (StringField(s, "image") == cs.sidecar_image) return;
-    // The sidecar gets no ConfigMap: non-default TDVF paths travel as its arguments.
-    Json args = {"--version", cs.hook_version};
-    if (cs.tdvf != kDefaultTdvf) args.insert(args.end(), {"--tdvf", cs.tdvf});
-    if (cs.tdvf_secure_boot != kDefaultTdvfSecureBoot)
-      args.insert(args.end(), {"--tdvf-secure-boot", cs.tdvf_secure_boot});
+    // The sidecar gets no ConfigMap: the release and non-default TDVF paths are its arguments.
+    Json args = {"--version", cs.hook_version, "--kubevirt-version", kv.Text()};
+    if (!up.renders_domain && cs.tdvf != kDefaultTdvf) args.insert(args.end(), {"--tdvf", cs.tdvf});
     list.push_back({{"image", cs.sidecar_image}, {"imagePullPolicy", "IfNotPresent"}, {"args", args}});
     ann[kHookSidecarsAnnotation] = list.dump();
   }
@@ -195,7 +226,7 @@ Result<ReviewKind> ParseReviewKind(std::string_view text) {
 }
 
 ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewKind kind,
-                          const std::string& uid) {
+                          const std::string& uid, const std::string& operation) {
   ReviewResult r;
   r.mutated = object;
   std::string k = StringField(object, "kind");
@@ -210,6 +241,12 @@ ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewK
     r.response = ResponseFor(r, uid);
     return r;
   }
+  // A VMI's spec is fixed once created: KubeVirt refuses any later spec change by others
+  // ("update of VMI object is restricted"), and virt-handler's status updates must pass.
+  if (!l.vm && operation == "UPDATE") {
+    r.response = ResponseFor(r, uid);
+    return r;
+  }
   auto extract = [&](const Json& obj) {
     const Json* spec = l.vm ? Path(obj, {"spec", "template", "spec"}) : Path(obj, {"spec"});
     const Json* ann = l.vm ? Path(obj, {"spec", "template", "metadata", "annotations"})
@@ -218,18 +255,28 @@ ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewK
     return std::pair{spec ? spec : &kEmpty, ann ? ann : &kEmpty};
   };
 
+  auto kv = EffectiveKubevirtVersion(cs);
   auto [spec0, ann0] = extract(object);
-  TdxRequest req = ExtractTdx(*spec0, *ann0, l.spec_path, l.annotations_path, cs);
+  // Without a version the request is still read (with the newest rules) to tell TDX from not.
+  TdxRequest req = ExtractTdx(*spec0, *ann0, l.spec_path, l.annotations_path, cs,
+                              kv.ok() ? *kv : kube::KubevirtVersion{});
   r.is_tdx = req.requested;
+  if (kv.ok()) r.kubevirt_version = kv->Text();
   if (!req.requested) {
     for (const Finding& f : req.denials) r.denials.push_back(f.Text());
     r.allowed = r.denials.empty() || kind == ReviewKind::kMutate;
     r.response = ResponseFor(r, uid);
     return r;
   }
+  if (!kv.ok()) {  // a TD's division of labour depends on the release: fail closed
+    r.denials.push_back(l.spec_path + ".domain.launchSecurity.tdx: " + kv.error());
+    r.allowed = kind == ReviewKind::kMutate;
+    r.response = ResponseFor(r, uid);
+    return r;
+  }
   if (kind != ReviewKind::kValidate) {
     bool settings_ok = req.denials.empty();
-    if (settings_ok) Mutate(r.mutated, l, req, cs);
+    if (settings_ok) Mutate(r.mutated, l, req, cs, *kv);
     r.patch = Json::diff(object, r.mutated);
   }
   std::vector<Finding> deny, warn;
@@ -237,15 +284,15 @@ ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewK
     warn = req.warnings;
   } else {
     auto [spec, ann] = extract(r.mutated);
-    TdxRequest again = ExtractTdx(*spec, *ann, l.spec_path, l.annotations_path, cs);
+    TdxRequest again = ExtractTdx(*spec, *ann, l.spec_path, l.annotations_path, cs, *kv);
     deny = again.denials;
-    warn = req.warnings;  // the user's own object: e.g. a spec field overriding an annotation
+    warn = req.warnings;
     for (const Finding& f : again.warnings) {
       bool seen = false;
       for (const Finding& g : warn) seen = seen || g.Text() == f.Text();
       if (!seen) warn.push_back(f);
     }
-    ValidateSpec(*spec, l, again, cs, deny, warn);
+    ValidateSpec(*spec, l, again, cs, *kv, deny, warn);
     if (const Json* h = Get(*ann, kHookSidecarsAnnotation)) {
       Json parsed = h->is_string() ? Json::parse(h->get<std::string>(), nullptr, false) : Json();
       if (!parsed.is_array())
@@ -255,6 +302,7 @@ ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewK
     req.settings = again.settings;
   }
   r.tdx = req.settings;
+  r.sidecar = SidecarNeeded(req.settings, *kv, cs);
   for (const Finding& f : deny) r.denials.push_back(f.Text());
   for (const Finding& f : warn) r.warnings.push_back(f.Text());
   r.allowed = r.denials.empty();
@@ -267,7 +315,7 @@ Result<ReviewResult> Review(std::string_view text, const ClusterSettings& cs, Re
   auto doc = ParseDocument(text, "manifest");
   if (!doc.ok()) return Error{doc.error()};
   if (!doc->is_object()) return Error{"manifest: expected a mapping with apiVersion and kind"};
-  if (StringField(*doc, "kind") != "AdmissionReview") return ReviewObject(*doc, cs, kind);
+  if (StringField(*doc, "kind") != "AdmissionReview") return ReviewObject(*doc, cs, kind);  // CREATE
   if (StringField(*doc, "apiVersion") != "admission.k8s.io/v1")
     return Error{"AdmissionReview: apiVersion must be admission.k8s.io/v1, got \"" +
                  (*doc)["apiVersion"].dump() + "\""};
@@ -284,7 +332,7 @@ Result<ReviewResult> Review(std::string_view text, const ClusterSettings& cs, Re
     return r;
   }
   if (!obj->is_object()) return Error{"AdmissionReview: request.object must be an object"};
-  return ReviewObject(*obj, cs, kind, uid->get<std::string>());
+  return ReviewObject(*obj, cs, kind, uid->get<std::string>(), op);
 }
 
 }  // namespace tdxvirt::kubevirt

@@ -25,13 +25,22 @@ struct ReviewResult {
   Json mutated;                       // the object after the patch
   Json response;                      // the AdmissionReview v1 response
   TdxSettings tdx;                    // the effective settings (when is_tdx)
+  bool sidecar = false;               // the hook sidecar is (to be) attached
+  std::string kubevirt_version;       // the release acted for ("1.9"); "" when unknown
+  std::vector<std::string> pruned;    // keys the release's CRD schema removes (Review only)
 };
 
-// Validates and/or mutates one VirtualMachine or VirtualMachineInstance object. Other kinds are
-// allowed unchanged with a warning. In kBoth the object is mutated first and the result validated,
-// as the API server orders webhooks.
+// Whether a TD needs the hook sidecar on release `kv`: always up to 1.8 (upstream writes no QGS
+// element); from 1.9 only for MR values, a non-default policy or a VM's own QGS socket.
+bool SidecarNeeded(const TdxSettings& t, const kube::KubevirtVersion& kv, const ClusterSettings& cs);
+
+// Validates and/or mutates one VirtualMachine or VirtualMachineInstance object, as the release
+// EffectiveKubevirtVersion(settings) needs. Other kinds are allowed unchanged with a warning; so
+// is a VMI UPDATE (its spec is immutable). In kBoth the object is mutated first and the result
+// validated, as the API server orders webhooks. `object` is what the API server passes, i.e.
+// already pruned (Review prunes a file first).
 ReviewResult ReviewObject(const Json& object, const ClusterSettings& settings, ReviewKind kind,
-                          const std::string& uid = "");
+                          const std::string& uid = "", const std::string& operation = "CREATE");
 
 // `text` is a manifest (YAML/JSON) or an AdmissionReview v1 request. Errors only for input that
 // does not parse; a denial is a result.

@@ -1,5 +1,7 @@
 #include "kubevirt/domain.h"
 
+#include "kubevirt/admission.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,13 +42,25 @@ std::string Save(const pugi::xml_document& doc) {
   return out.str();
 }
 
-bool HasElementChild(pugi::xml_node n) {
-  for (pugi::xml_node c : n.children())
-    if (c.type() == pugi::node_element) return true;
-  return false;
+
+// <launchSecurity type='tdx'> children upstream does not write: policy, MR values (KubeVirt's
+// DomainSpec drops these three on re-parse; the raw XML libvirt defines keeps them) and the QGS.
+void AddLaunchSecurityChildren(pugi::xml_node ls, const TdxSettings& t) {
+  if (!ls.child("policy")) ls.append_child("policy").text().set(Hex64(t.policy).c_str());
+  auto mr = [&](const char* name, const std::optional<ByteArray<48>>& v) {
+    if (v && !ls.child(name)) ls.append_child(name).text().set(Base64Encode(*v).c_str());
+  };
+  mr("mrConfigId", t.mr_config_id);
+  mr("mrOwner", t.mr_owner);
+  mr("mrOwnerConfig", t.mr_owner_config);
+  if (!t.qgs || t.qgs->kind != QgsAddress::Kind::kUnix) return;
+  pugi::xml_node q = ls.child("quoteGenerationService");
+  if (!q) SetAttr(ls.append_child("quoteGenerationService"), "path", t.qgs->path);
+  else if (t.qgs_per_vm) SetAttr(q, "path", t.qgs->path);  // the VM's own socket over upstream's
 }
 
-void ApplyTdxTo(pugi::xml_node dom, const TdxSettings& t) {
+// The whole TD, for a release that renders none of it (1.6).
+void ApplyFullTd(pugi::xml_node dom, const TdxSettings& t) {
   SetAttr(dom, "type", "kvm");  // a TD needs KVM; TCG cannot emulate TDX
 
   pugi::xml_node os = Child(dom, "os");
@@ -72,12 +86,12 @@ void ApplyTdxTo(pugi::xml_node dom, const TdxSettings& t) {
   SetAttr(loader, "type", "rom");
 
   pugi::xml_node features = Child(dom, "features");
-  pugi::xml_node smm = Child(features, "smm");  // in place, so a second pass changes nothing
-  while (smm.next_sibling("smm")) features.remove_child(smm.next_sibling("smm"));
-  for (pugi::xml_node c = smm.first_child(); c; c = smm.first_child()) smm.remove_child(c);
-  SetAttr(smm, "state", "off");
+  // SMM off by leaving it out: KubeVirt's DomainSpec reads any <smm> (state too) as SMM on.
+  while (pugi::xml_node smm = features.child("smm")) features.remove_child(smm);
   SetAttr(Child(features, "pmu"), "state", "off");
-  SetAttr(Child(features, "ioapic"), "driver", "qemu");  // split irqchip, as QEMU requires
+  // Split irqchip. DomainSpec has no ioapic and drops it on re-parse, which does no harm: QEMU
+  // makes a TD's irqchip split by itself.
+  SetAttr(Child(features, "ioapic"), "driver", "qemu");
 
   pugi::xml_node cpu = Child(dom, "cpu");
   SetAttr(cpu, "mode", "host-passthrough");  // QEMU refuses named CPU models for TDs
@@ -104,38 +118,17 @@ void ApplyTdxTo(pugi::xml_node dom, const TdxSettings& t) {
     SetAttr(v.append_child("cid"), "auto", "yes");
   }
 
-  // libvirt ignores an empty SMBIOS group; its schema refuses one (KubeVirt emits <bios/>).
-  if (pugi::xml_node sysinfo = dom.child("sysinfo")) {
-    std::vector<pugi::xml_node> empty;
-    for (pugi::xml_node g : sysinfo.children())
-      if (g.type() == pugi::node_element && !HasElementChild(g)) empty.push_back(g);
-    for (pugi::xml_node g : empty) sysinfo.remove_child(g);
-  }
-
-  // Likewise KubeVirt writes <source dev=... name=...> for block disks; libvirt ignores `name`.
-  for (pugi::xml_node disk : devices.children("disk"))
-    if (std::string(disk.attribute("type").value()) == "block")
-      disk.child("source").remove_attribute("name");
-
   pugi::xml_node ls = dom.child("launchSecurity");
   if (!ls) {
     ls = dom.append_child("launchSecurity");
     SetAttr(ls, "type", "tdx");
   }
-  if (!ls.child("policy")) ls.append_child("policy").text().set(Hex64(t.policy).c_str());
-  auto mr = [&](const char* name, const std::optional<ByteArray<48>>& v) {
-    if (v && !ls.child(name)) ls.append_child(name).text().set(Base64Encode(*v).c_str());
-  };
-  mr("mrConfigId", t.mr_config_id);
-  mr("mrOwner", t.mr_owner);
-  mr("mrOwnerConfig", t.mr_owner_config);
-  if (t.qgs && t.qgs->kind == QgsAddress::Kind::kUnix && !ls.child("quoteGenerationService"))
-    SetAttr(ls.append_child("quoteGenerationService"), "path", t.qgs->path);
+  AddLaunchSecurityChildren(ls, t);
 }
 
 }  // namespace
 
-Result<std::string> ApplyTdx(std::string_view xml, const TdxSettings& t) {
+Result<std::string> ApplyTdx(std::string_view xml, const TdxSettings& t, HookScope scope) {
   if (xml.size() > kMaxDomainXmlBytes)
     return Error{"domain XML: " + std::to_string(xml.size()) + " bytes, over the limit of " +
                  std::to_string(kMaxDomainXmlBytes)};
@@ -162,9 +155,62 @@ Result<std::string> ApplyTdx(std::string_view xml, const TdxSettings& t) {
     if (!machine.empty() && machine.find("q35") == std::string::npos)
       return Error{"domain XML: os/type machine is " + machine + "; TDX needs q35"};
   }
+  if (scope == HookScope::kLaunchSecurity) {
+    pugi::xml_node ls = dom.child("launchSecurity");
+    if (!ls)
+      return Error{"domain XML: KubeVirt rendered no <launchSecurity type='tdx'>, which it does "
+                   "for a VMI with spec.domain.launchSecurity.tdx from 1.7; check the VMI and "
+                   "the kubevirtVersion setting"};
+    AddLaunchSecurityChildren(ls, t);
+    return Save(doc);
+  }
   if (t.firmware.empty() || t.firmware[0] != '/')
     return Error{"TDVF firmware path \"" + t.firmware + "\" is not absolute"};
-  ApplyTdxTo(dom, t);
+  ApplyFullTd(dom, t);
+  return Save(doc);
+}
+
+HookScope HookScopeFor(const kube::KubevirtVersion& kv) {
+  return kube::UpstreamTdxFor(kv).renders_domain ? HookScope::kLaunchSecurity : HookScope::kFull;
+}
+
+namespace {
+
+void UpstreamTdxTo(pugi::xml_node dom, const kube::KubevirtVersion& kv, bool secure_boot,
+                   const std::string& qgs_path) {
+  const kube::UpstreamTdx up = kube::UpstreamTdxFor(kv);
+  if (!up.renders_domain) return;
+  pugi::xml_node os = Child(dom, "os");
+  while (os.child("nvram")) os.remove_child("nvram");
+  while (os.child("loader")) os.remove_child("loader");
+  pugi::xml_node loader = os.child("type") ? os.insert_child_after("loader", os.child("type"))
+                                           : os.append_child("loader");
+  const std::string dir = up.qgs ? "/usr/share/edk2/ovmf/" : "/usr/share/OVMF/";
+  loader.text().set((dir + (secure_boot ? "OVMF.inteltdx.secboot.fd" : "OVMF.inteltdx.fd")).c_str());
+  SetAttr(loader, "readonly", "yes");
+  // 1.7/1.8: secure follows secureBoot; 1.9 always writes "no" for TDX.
+  SetAttr(loader, "secure", secure_boot && !up.secure_boot ? "yes" : "no");
+  SetAttr(loader, "type", "rom");
+  SetAttr(Child(Child(dom, "features"), "pmu"), "state", "off");
+  pugi::xml_node ls = dom.child("launchSecurity");
+  if (!ls) ls = dom.append_child("launchSecurity");
+  SetAttr(ls, "type", "tdx");
+  if (up.qgs && !ls.child("quoteGenerationService"))
+    SetAttr(ls.append_child("quoteGenerationService"), "path", qgs_path);
+}
+
+}  // namespace
+
+Result<std::string> ApplyUpstreamTdx(std::string_view xml, const kube::KubevirtVersion& kv,
+                                     bool secure_boot, const std::string& qgs_path) {
+  if (xml.size() > kMaxDomainXmlBytes) return Error{"domain XML: over the size limit"};
+  pugi::xml_document doc;
+  pugi::xml_parse_result res =
+      doc.load_buffer(xml.data(), xml.size(), pugi::parse_default, pugi::encoding_utf8);
+  if (!res) return Error{std::string("domain XML: ") + res.description()};
+  if (std::string(doc.document_element().name()) != "domain")
+    return Error{"domain XML: the root element is not <domain>"};
+  UpstreamTdxTo(doc.document_element(), kv, secure_boot, qgs_path);
   return Save(doc);
 }
 
@@ -302,9 +348,14 @@ struct Render {
 
 }  // namespace
 
-Result<RenderResult> RenderDomain(const Json& m, const ClusterSettings& cs,
+Result<RenderResult> RenderDomain(const Json& manifest, const ClusterSettings& cs,
                                   const RenderOptions& opts) {
   RenderResult out;
+  auto kv = EffectiveKubevirtVersion(cs);
+  if (!kv.ok()) return Error{"render: " + kv.error()};
+  // As in a cluster: the object the API server keeps, completed by the mutating webhook.
+  ReviewResult admitted = ReviewObject(manifest, cs, ReviewKind::kMutate);
+  const Json& m = admitted.mutated;
   std::string kind = StringField(m, "kind");
   const Json* spec = nullptr;
   std::string sp;
@@ -464,10 +515,8 @@ Result<RenderResult> RenderDomain(const Json& m, const ClusterSettings& cs,
     SetAttr(features.append_child("kvm").append_child("hidden"), "state", "on");
   if (const Json* p = Get(f, "pvspinlock"))
     SetAttr(features.append_child("pvspinlock"), "state", OnOff(Bool(Get(*p, "enabled"), true)));
-  if (Get(f, "smm")) {
-    if (enabled("smm", true)) features.append_child("smm");
-    else SetAttr(features.append_child("smm"), "state", "off");
-  }
+  // KubeVirt writes <smm/> when SMM is on and nothing when it is off (never a state).
+  if (Get(f, "smm") && enabled("smm", true)) features.append_child("smm");
 
   // CPU model.
   pugi::xml_node cpu = dom.append_child("cpu");
@@ -632,22 +681,28 @@ Result<RenderResult> RenderDomain(const Json& m, const ClusterSettings& cs,
     SetAttr(balloon, "model", "none");
   }
 
-  std::string xml = Save(doc);
   TdxRequest req = ExtractTdx(*spec, annotations ? *annotations : kEmpty, sp,
                               kind == "VirtualMachine" ? "spec.template.metadata.annotations"
                                                        : "metadata.annotations",
-                              cs);
+                              cs, *kv);
   if (!req.requested) {
-    out.xml = std::move(xml);
+    out.xml = Save(doc);
     return out;
   }
   for (const Finding& d : req.denials)
-    if (d.field.find("autoattachVSOCK") == std::string::npos)
-      return Error{"render: " + d.Text()};
-  auto td = ApplyTdx(xml, req.settings);
-  if (!td.ok()) return Error{"render: " + td.error()};
+    if (d.value_error) return Error{"render: " + d.Text()};
   out.is_tdx = true;
-  out.xml = std::move(*td);
+  // Upstream's part (1.7+, for launchSecurity.tdx), then the hook's when the sidecar is attached.
+  if (req.by_spec)
+    UpstreamTdxTo(dom, *kv, req.settings.secure_boot, ClusterQgsPath(cs, *kv));
+  std::string xml = Save(doc);
+  out.sidecar = admitted.sidecar && !cs.sidecar_image.empty();
+  if (out.sidecar) {
+    auto td = ApplyTdx(xml, req.settings, HookScopeFor(*kv));
+    if (!td.ok()) return Error{"render: " + td.error()};
+    xml = std::move(*td);
+  }
+  out.xml = std::move(xml);
   return out;
 }
 

@@ -14,14 +14,30 @@ namespace tdxvirt::kubevirt {
 
 inline constexpr size_t kMaxDomainXmlBytes = 4 << 20;
 
-// Makes `domain_xml` a TD domain: <launchSecurity type='tdx'> (policy, mrConfigId/mrOwner/
+// How much of the TD the hook writes: all of it where KubeVirt renders none (1.6), or only the
+// <launchSecurity type='tdx'> children upstream lacks (1.7+: policy, MR values, and the QGS
+// element up to 1.8 or a VM's own QGS socket on 1.9).
+enum class HookScope { kFull, kLaunchSecurity };
+HookScope HookScopeFor(const kube::KubevirtVersion& kv);
+
+// Makes `domain_xml` a TD domain. kFull: <launchSecurity type='tdx'> (policy, mrConfigId/mrOwner/
 // mrOwnerConfig in base64, quoteGenerationService), TDVF as a stateless ROM loader without NVRAM,
-// SMM off, PMU off, split irqchip, host-passthrough CPU, HPET off, type kvm, a vsock device when
-// asked. Idempotent: ApplyTdx(ApplyTdx(x)) == ApplyTdx(x). An existing <launchSecurity
-// type='tdx'> keeps the children the user set; only missing ones are added. Errors (never a
-// partial result) for XML that does not parse, or a domain that cannot be a TD (another
-// launchSecurity type, a non-x86_64 arch, a non-q35 machine).
-Result<std::string> ApplyTdx(std::string_view domain_xml, const TdxSettings& tdx);
+// no <smm> (never <smm state=...>: KubeVirt's DomainSpec reads that as SMM on), PMU off, split
+// irqchip, host-passthrough CPU, HPET off, type kvm, a vsock device when asked. kLaunchSecurity:
+// the children only, nothing else touched. Either way it never removes or reorders an element it
+// does not own, and is idempotent: ApplyTdx(ApplyTdx(x)) == ApplyTdx(x). Existing children are
+// kept (a VM's own QGS socket replaces upstream's path). Errors (never a partial result) for XML
+// that does not parse, or a domain that cannot be a TD (another launchSecurity type, a non-x86_64
+// arch, a non-q35 machine, kLaunchSecurity without KubeVirt's <launchSecurity type='tdx'>).
+Result<std::string> ApplyTdx(std::string_view domain_xml, const TdxSettings& tdx,
+                             HookScope scope = HookScope::kFull);
+
+// What upstream KubeVirt's converter writes for a TDX VMI on release `kv` (1.7+; nothing on 1.6):
+// <launchSecurity type='tdx'> (with <quoteGenerationService path=qgs_path> from 1.9), TDVF as a
+// ROM without NVRAM from the release's folder, <pmu state='off'/>. Used by `render` and tests to
+// stand in for KubeVirt; facts: shared/testdata/kubevirt/versions/<v>/facts.json "converter".
+Result<std::string> ApplyUpstreamTdx(std::string_view domain_xml, const kube::KubevirtVersion& kv,
+                                     bool secure_boot, const std::string& qgs_path);
 
 struct RenderOptions {
   // Instancetypes and preferences the manifest refers to (their manifests).
@@ -32,12 +48,16 @@ struct RenderOptions {
 struct RenderResult {
   std::string xml;
   bool is_tdx = false;
+  bool sidecar = false;  // the hook ran (its sidecar is attached on this release)
   std::vector<std::string> warnings;  // parts of the spec that are node-specific and left out
 };
 
 // A VirtualMachine or VirtualMachineInstance manifest (parsed) to a complete domain, following
 // KubeVirt's converter for CPU, memory, firmware, features, clock, disks, interfaces, serial
-// console, rng, vsock and memballoon; then ApplyTdx when the VM asks for TDX.
+// console, rng, vsock and memballoon, for the release EffectiveKubevirtVersion(settings): the
+// manifest is pruned with that release's schema and completed by the mutating webhook first, as
+// in a cluster; then upstream's TDX part (ApplyUpstreamTdx) and, when the sidecar is attached,
+// the hook's (ApplyTdx with HookScopeFor).
 Result<RenderResult> RenderDomain(const Json& manifest, const ClusterSettings& settings,
                                   const RenderOptions& options = {});
 

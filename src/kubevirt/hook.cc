@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <pugixml.hpp>
 
 #include "common/log.h"
 #include "hooks_info.grpc.pb.h"
@@ -20,20 +21,36 @@ namespace tdxvirt::kubevirt {
 
 namespace {
 
+// Without a named release (the webhook passes --kubevirt-version), the domain tells: KubeVirt
+// renders <launchSecurity type='tdx'> from 1.7 and its QGS element from 1.9.
+kube::KubevirtVersion InferRelease(std::string_view domain_xml) {
+  kube::KubevirtVersion v;
+  pugi::xml_document doc;
+  v.minor = 6;
+  if (!doc.load_buffer(domain_xml.data(), std::min(domain_xml.size(), kMaxDomainXmlBytes)))
+    return v;
+  pugi::xml_node ls = doc.document_element().child("launchSecurity");
+  if (ls && std::string(ls.attribute("type").value()) == "tdx")
+    v.minor = ls.child("quoteGenerationService") ? 9 : 7;
+  return v;
+}
+
 }  // namespace
 
 Result<std::string> OnDefineDomain(std::string_view vmi_json, std::string_view domain_xml,
                                    const ClusterSettings& settings) {
   auto vmi = ParseDocument(vmi_json, "vmi");
   if (!vmi.ok()) return Error{vmi.error()};
-  auto tdx = TdxSettingsForVmi(*vmi, settings);
+  auto named = EffectiveKubevirtVersion(settings);
+  const kube::KubevirtVersion kv = named.ok() ? *named : InferRelease(domain_xml);
+  auto tdx = TdxSettingsForVmi(*vmi, settings, kv);
   if (!tdx.ok()) return Error{"vmi: " + tdx.error()};
   if (!tdx->has_value()) {
     if (domain_xml.size() > kMaxDomainXmlBytes)
       return Error{"domain XML: over the limit of " + std::to_string(kMaxDomainXmlBytes) + " bytes"};
     return std::string(domain_xml);
   }
-  return ApplyTdx(domain_xml, **tdx);
+  return ApplyTdx(domain_xml, **tdx, HookScopeFor(kv));
 }
 
 struct HookServer::Impl {

@@ -142,15 +142,30 @@ Result<uint64_t> ParsePolicy(const Json& v) {
   return out;
 }
 
+std::string ClusterQgsPath(const ClusterSettings& cluster, const kube::KubevirtVersion& kv) {
+  if (kube::UpstreamTdxFor(kv).qgs && cluster.observed_qgs_socket_path)
+    return *cluster.observed_qgs_socket_path;
+  return cluster.qgs_socket_path;
+}
+
 TdxRequest ExtractTdx(const Json& spec, const Json& annotations, const std::string& sp,
-                      const std::string& ap, const ClusterSettings& cluster) {
+                      const std::string& ap, const ClusterSettings& cluster,
+                      const kube::KubevirtVersion& kv) {
   TdxRequest r;
+  const kube::UpstreamTdx up = kube::UpstreamTdxFor(kv);
   const std::string ls_path = sp + ".domain.launchSecurity";
+  const std::string tdx_path = ls_path + ".tdx";
   const Json* ls = Path(spec, {"domain", "launchSecurity"});
   const Json* tdx = ls ? Get(*ls, "tdx") : nullptr;
-  auto ann = [&](const char* key) -> const Json* { return Get(annotations, key); };
+  auto ann = [&](const char* key) -> const Json* {
+    const Json* a = Get(annotations, key);
+    return a && a->is_string() ? a : nullptr;  // non-strings are reported below
+  };
   auto deny = [&](std::string field, std::string msg) {
     r.denials.push_back({std::move(field), std::move(msg)});
+  };
+  auto bad_value = [&](std::string field, std::string msg) {
+    r.denials.push_back({std::move(field), std::move(msg), true});
   };
   auto warn = [&](std::string field, std::string msg) {
     r.warnings.push_back({std::move(field), std::move(msg)});
@@ -158,12 +173,15 @@ TdxRequest ExtractTdx(const Json& spec, const Json& annotations, const std::stri
   auto ann_field = [&](const char* key) { return ap + "[" + key + "]"; };
 
   bool by_annotation = false;
-  if (const Json* e = ann(kAnnotationEnabled)) {
+  if (const Json* e = Get(annotations, kAnnotationEnabled)) {
     if (*e == "true") by_annotation = true;
     else if (*e != "false")
-      deny(ann_field(kAnnotationEnabled), "must be \"true\" or \"false\", got " + Describe(*e));
+      bad_value(ann_field(kAnnotationEnabled), "must be \"true\" or \"false\", got " + Describe(*e));
   }
-  r.requested = (tdx && !tdx->is_null()) || by_annotation;
+  r.by_spec = tdx && !tdx->is_null();
+  r.requested = r.by_spec || by_annotation;
+  const std::string how = up.tdx_field ? ls_path + ".tdx: {}"
+                                       : std::string("annotation ") + kAnnotationEnabled + ": \"true\"";
 
   // Our annotations on a VM that does not ask for TDX are a mistake the user should hear about.
   if (annotations.is_object()) {
@@ -171,112 +189,95 @@ TdxRequest ExtractTdx(const Json& spec, const Json& annotations, const std::stri
       if (!k.starts_with(kAnnotationPrefix)) continue;
       if (k != kAnnotationEnabled && k != kAnnotationQgs && k != kAnnotationMrConfigId &&
           k != kAnnotationMrOwner && k != kAnnotationMrOwnerConfig && k != kAnnotationPolicy)
-        deny(ann_field(k.c_str()),
+        bad_value(ann_field(k.c_str()),
              "unknown TDX annotation; known: enabled, qgs, mrconfigid, mrowner, mrownerconfig, "
              "policy (prefix " + std::string(kAnnotationPrefix) + ")");
       else if (!v.is_string())
-        deny(ann_field(k.c_str()), "annotation values are strings; quote the value");
+        bad_value(ann_field(k.c_str()), "annotation values are strings; quote the value");
       else if (!r.requested && k != kAnnotationEnabled)
-        deny(ann_field(k.c_str()),
-             "TDX settings given but the VM does not ask for TDX; add " + ls_path +
-                 ".tdx: {} (or annotation " + kAnnotationEnabled + ": \"true\")");
+        deny(ann_field(k.c_str()), "TDX settings given but the VM does not ask for TDX; add " + how);
     }
   }
   if (!r.requested) return r;
 
-  // The spec fields (the seed's names), then the annotation of each; the spec field wins.
-  struct Field {
-    const char* spec_name;
-    const char* annotation;
-  };
-  static const Field kFields[] = {{"QGS", kAnnotationQgs},
-                                  {"MRCONFIGID", kAnnotationMrConfigId},
-                                  {"MROWNER", kAnnotationMrOwner},
-                                  {"MROWNERCONFIG", kAnnotationMrOwnerConfig},
-                                  {"policy", kAnnotationPolicy}};
-  const std::string tdx_path = ls_path + ".tdx";
-  if (tdx && !tdx->is_null() && !tdx->is_object()) {
-    deny(tdx_path, "must be a mapping such as {} or {QGS: \"vsock:2:4050\"}");
-    tdx = nullptr;
-  }
-  if (tdx) {
+  // From 1.7 upstream acts on launchSecurity.tdx alone (node selection, the TD domain); a VM that
+  // asks only by annotation would get neither.
+  if (up.tdx_field && !r.by_spec)
+    deny(ann_field(kAnnotationEnabled),
+         "KubeVirt " + kv.Text() + " asks for TDX with " + ls_path + ".tdx: {} (it then selects "
+         "TDX nodes and renders the trust domain); the annotation is for KubeVirt 1.6, which has "
+         "no tdx field; add tdx: {} and remove the annotation");
+
+  // Keys under tdx: every known release prunes them before we see them; a newer one may keep its
+  // own fields (VEP 340's initDataRef). They are KubeVirt's, never ours to refuse.
+  if (tdx && tdx->is_object()) {
     for (const auto& [k, v] : tdx->items()) {
-      bool known = false;
-      for (const Field& f : kFields) known = known || k == f.spec_name;
-      if (known) continue;
-      std::string hint;
-      for (const Field& f : kFields) {
-        std::string a = k, b = f.spec_name;
-        for (auto& c : a) c = char(std::tolower(static_cast<unsigned char>(c)));
-        for (auto& c : b) c = char(std::tolower(static_cast<unsigned char>(c)));
-        if (a == b || (b == "qgs" && a == "quotegenerationservice")) hint = f.spec_name;
-      }
-      deny(tdx_path + "." + k, "unknown TDX field; " +
-                                   (hint.empty() ? std::string("known: QGS, MRCONFIGID, MROWNER, "
-                                                               "MROWNERCONFIG, policy")
-                                                 : "did you mean " + hint + "?"));
+      if (k == "initDataRef") r.init_data_ref = true;
+      else
+        warn(tdx_path + "." + k, "not read by tdxvirt (a KubeVirt field); tdxvirt's settings are "
+                                 "annotations with the prefix " + std::string(kAnnotationPrefix));
     }
   }
-  auto value_of = [&](const Field& f, std::string& where) -> const Json* {
-    const Json* s = tdx ? Get(*tdx, f.spec_name) : nullptr;
-    const Json* a = ann(f.annotation);
-    if (a && !a->is_string()) a = nullptr;  // reported above
-    if (s && a && *s != *a)
-      warn(tdx_path + "." + f.spec_name, "differs from annotation " + std::string(f.annotation) +
-                                             "; the spec field wins");
-    if (s) {
-      where = tdx_path + "." + f.spec_name;
-      return s;
-    }
-    where = ann_field(f.annotation);
-    return a;
-  };
 
   TdxSettings& t = r.settings;
-  std::string where, qgs_where = tdx_path;
+  const std::string cluster_qgs = ClusterQgsPath(cluster, kv);
   // QGS: unset means the cluster's socket (as upstream KubeVirt does for every TDX VMI).
-  if (const Json* q = value_of(kFields[0], where)) {
-    qgs_where = where;
-    if (!q->is_string()) {
-      deny(where, "must be a string; " + std::string(kQgsForms));
-    } else if (auto a = ParseQgs(q->get<std::string>()); !a.ok()) {
-      deny(where, a.error());
+  if (const Json* q = ann(kAnnotationQgs)) {
+    const std::string where = ann_field(kAnnotationQgs);
+    if (auto a = ParseQgs(q->get<std::string>()); !a.ok()) {
+      bad_value(where, a.error());
     } else {
       t.qgs = *a;
+      t.qgs_per_vm = true;
+      // The launcher pod gets one QGS mount: the directory of the cluster's socket (the tdxvirt
+      // agent's device plugin up to 1.8, KubeVirt's from 1.9).
+      std::string dir = cluster_qgs.substr(0, cluster_qgs.rfind('/'));
+      if (a->kind == QgsAddress::Kind::kUnix &&
+          !(a->path.starts_with(dir + "/") && a->path.size() > dir.size() + 1))
+        deny(where, "unix socket " + a->path + " is outside " + (dir.empty() ? "/" : dir) +
+                        ", the only QGS directory a launcher pod gets (the directory of the "
+                        "cluster's QGS socket " + cluster_qgs + ", mounted by " +
+                        (up.qgs ? "KubeVirt's device plugin" : "the tdxvirt node agent") +
+                        "); put the socket there or remove the annotation");
     }
   } else {
-    t.qgs = QgsAddress{.kind = QgsAddress::Kind::kUnix,
-                       .path = cluster.qgs_socket_path,
-                       .text = "unix:" + cluster.qgs_socket_path};
+    t.qgs = QgsAddress{.kind = QgsAddress::Kind::kUnix, .path = cluster_qgs,
+                       .text = "unix:" + cluster_qgs};
   }
-  std::optional<ByteArray<48>>* regs[] = {&t.mr_config_id, &t.mr_owner, &t.mr_owner_config};
-  for (int i = 0; i < 3; ++i) {
-    const Json* v = value_of(kFields[1 + i], where);
+  struct Mr {
+    const char* annotation;
+    std::optional<ByteArray<48>>* value;
+  };
+  const Mr mrs[] = {{kAnnotationMrConfigId, &t.mr_config_id},
+                    {kAnnotationMrOwner, &t.mr_owner},
+                    {kAnnotationMrOwnerConfig, &t.mr_owner_config}};
+  for (const Mr& m : mrs) {
+    const Json* v = ann(m.annotation);
     if (!v) continue;
-    if (!v->is_string()) {
-      deny(where, "must be a string: 96 hex digits or base64 of 48 bytes");
-      continue;
-    }
-    auto m = ParseMeasurement(v->get<std::string>());
-    if (!m.ok()) deny(where, m.error());
-    else *regs[i] = *m;
+    auto parsed = ParseMeasurement(v->get<std::string>());
+    if (!parsed.ok()) bad_value(ann_field(m.annotation), parsed.error());
+    else *m.value = *parsed;
   }
-  if (const Json* p = value_of(kFields[4], where)) {
+  if (r.init_data_ref && t.mr_config_id)
+    deny(ann_field(kAnnotationMrConfigId),
+         tdx_path + ".initDataRef names an InitData object that sets MRCONFIGID (KubeVirt VEP "
+         "340); two sources for one value; remove the annotation");
+  if (const Json* p = ann(kAnnotationPolicy)) {
+    const std::string where = ann_field(kAnnotationPolicy);
     auto pol = ParsePolicy(*p);
     if (!pol.ok()) {
-      deny(where, pol.error());
+      bad_value(where, pol.error());
     } else if (*pol & kTdAttrDebug) {
-      deny(where, "debug bit 0 is set: a debug TD lets the host read and write its memory, and "
+      bad_value(where, "debug bit 0 is set: a debug TD lets the host read and write its memory, and "
                   "QEMU refuses it; clear bit 0 (use 0x10000000)");
     } else if (*pol & ~kTdAttrSupported) {
       char bits[24];
       std::snprintf(bits, sizeof(bits), "0x%llx", (unsigned long long)(*pol & ~kTdAttrSupported));
-      deny(where, std::string("sets TD attribute bits QEMU does not support (") + bits +
+      bad_value(where, std::string("sets TD attribute bits QEMU does not support (") + bits +
                       "); allowed: bit 28 SEPT_VE_DISABLE, 30 PKS, 63 PERFMON");
-    } else if (!(*pol & kTdAttrSeptVeDisable)) {
-      warn(where, "bit 28 SEPT_VE_DISABLE is clear: the guest must handle #VE on pending pages");
-      t.policy = *pol;
     } else {
+      if (!(*pol & kTdAttrSeptVeDisable))
+        warn(where, "bit 28 SEPT_VE_DISABLE is clear: the guest must handle #VE on pending pages");
       t.policy = *pol;
     }
   }
@@ -287,7 +288,7 @@ TdxRequest ExtractTdx(const Json& spec, const Json& annotations, const std::stri
          "QGS " + t.qgs->text + " is a vsock address (vsock-mode attestation) but the VM has no "
          "vsock device; set autoattachVSOCK: true (KubeVirt feature gate VSOCK)");
   if (t.qgs && t.qgs->kind == QgsAddress::Kind::kTcp)
-    warn(qgs_where,
+    warn(ann_field(kAnnotationQgs),
          "QGS " + t.qgs->text + " is a TCP address: libvirt wires only UNIX sockets into QEMU, so "
          "only a guest agent that connects to it itself can get quotes");
 
@@ -298,17 +299,17 @@ TdxRequest ExtractTdx(const Json& spec, const Json& annotations, const std::stri
   return r;
 }
 
-Result<std::optional<TdxSettings>> TdxSettingsForVmi(const Json& vmi,
-                                                     const ClusterSettings& cluster) {
+Result<std::optional<TdxSettings>> TdxSettingsForVmi(const Json& vmi, const ClusterSettings& cluster,
+                                                     const kube::KubevirtVersion& kv) {
   if (!vmi.is_object()) return Error{"vmi: expected a VirtualMachineInstance JSON object"};
   const Json* spec = Get(vmi, "spec");
   const Json* ann = Path(vmi, {"metadata", "annotations"});
   TdxRequest r = ExtractTdx(spec ? *spec : Json::object(), ann ? *ann : Json::object(), "spec",
-                            "metadata.annotations", cluster);
+                            "metadata.annotations", cluster, kv);
   if (!r.requested) return std::optional<TdxSettings>{};
-  // Only settings errors stop the hook; the rest is admission's business.
+  // Only settings that do not parse stop the hook; the rest is admission's business.
   for (const Finding& d : r.denials)
-    if (d.field.find("autoattachVSOCK") == std::string::npos) return Error{d.Text()};
+    if (d.value_error) return Error{d.Text()};
   return std::optional<TdxSettings>(r.settings);
 }
 

@@ -16,17 +16,15 @@
 
 namespace tdxvirt::kubevirt {
 
-// Our annotation prefix. Stock KubeVirt's CRD prunes unknown fields under `tdx`, so these carry
-// the settings there; when a spec field and its annotation are both set, the spec field wins.
+// Our annotation prefix. Every supported KubeVirt release prunes keys under `tdx` before any
+// webhook sees the object (1.6 prunes `tdx` itself), so per-VM settings travel as annotations.
 inline constexpr char kAnnotationPrefix[] = "tdx.tdxvirt.io/";
-inline constexpr char kAnnotationEnabled[] = "tdx.tdxvirt.io/enabled";  // "true": TDX w/o spec
+inline constexpr char kAnnotationEnabled[] = "tdx.tdxvirt.io/enabled";  // "true": TDX on 1.6
 inline constexpr char kAnnotationQgs[] = "tdx.tdxvirt.io/qgs";
 inline constexpr char kAnnotationMrConfigId[] = "tdx.tdxvirt.io/mrconfigid";
 inline constexpr char kAnnotationMrOwner[] = "tdx.tdxvirt.io/mrowner";
 inline constexpr char kAnnotationMrOwnerConfig[] = "tdx.tdxvirt.io/mrownerconfig";
 inline constexpr char kAnnotationPolicy[] = "tdx.tdxvirt.io/policy";
-// Upstream KubeVirt >= 1.9 renders <quoteGenerationService path=...> from this annotation.
-inline constexpr char kKubevirtQgsAnnotation[] = "kubevirt.io/qgs-socket-path";
 inline constexpr char kHookSidecarsAnnotation[] = "hooks.kubevirt.io/hookSidecars";
 
 // TD ATTRIBUTES bits (TD_PARAMS.ATTRIBUTES, libvirt <policy>).
@@ -58,10 +56,11 @@ Result<uint64_t> ParsePolicy(const Json& value);
 // The effective TDX settings of one VM.
 struct TdxSettings {
   std::optional<QgsAddress> qgs;  // nullopt: no Quote Generation Service wired in
+  bool qgs_per_vm = false;        // the VM names its own QGS (else the cluster's socket)
   std::optional<ByteArray<48>> mr_config_id;
   std::optional<ByteArray<48>> mr_owner;
   std::optional<ByteArray<48>> mr_owner_config;
-  uint64_t policy = kDefaultPolicy;
+  uint64_t policy = kDefaultPolicy;  // QEMU's tdx-guest default too (SEPT_VE_DISABLE only)
   bool vsock = false;        // add a vsock device (autoattachVSOCK, vsock-mode attestation)
   bool secure_boot = false;  // use the Secure Boot TDVF
   std::string firmware = kDefaultTdvf;  // TDVF path
@@ -71,24 +70,33 @@ struct TdxSettings {
 struct Finding {
   std::string field;
   std::string message;  // what is wrong and how to fix it
+  bool value_error = false;  // a setting that does not parse: the hook and render stop on these
   std::string Text() const { return field + ": " + message; }
 };
 
 // What a VMI spec (+ its annotations) asks for.
 struct TdxRequest {
   bool requested = false;  // launchSecurity.tdx present, or tdx.tdxvirt.io/enabled: "true"
+  bool by_spec = false;    // launchSecurity.tdx present (what upstream KubeVirt >= 1.7 acts on)
+  bool init_data_ref = false;  // tdx.initDataRef (VEP 340): upstream sets MRCONFIGID itself
   TdxSettings settings;
   std::vector<Finding> denials;
   std::vector<Finding> warnings;
 };
 
-// Reads the TDX request of a VMI spec. `spec_path` is where `vmi_spec` sits in the object
-// ("spec" or "spec.template.spec"), `annotations_path` likewise, for messages.
+// The cluster's QGS socket: on 1.9+ upstream's (the KubeVirt CR's qgsSocketPath when known),
+// else the settings' qgsSocketPath.
+std::string ClusterQgsPath(const ClusterSettings& cluster, const kube::KubevirtVersion& kv);
+
+// Reads the TDX request of a VMI spec for KubeVirt release `kv`. `spec_path` is where `vmi_spec`
+// sits in the object ("spec" or "spec.template.spec"), `annotations_path` likewise, for messages.
 TdxRequest ExtractTdx(const Json& vmi_spec, const Json& annotations, const std::string& spec_path,
-                      const std::string& annotations_path, const ClusterSettings& cluster);
+                      const std::string& annotations_path, const ClusterSettings& cluster,
+                      const kube::KubevirtVersion& kv);
 
 // The settings the hook applies for a VMI object (as virt-launcher sends it). Errors when the VMI
 // asks for TDX with settings that do not parse.
-Result<std::optional<TdxSettings>> TdxSettingsForVmi(const Json& vmi, const ClusterSettings& cluster);
+Result<std::optional<TdxSettings>> TdxSettingsForVmi(const Json& vmi, const ClusterSettings& cluster,
+                                                     const kube::KubevirtVersion& kv);
 
 }  // namespace tdxvirt::kubevirt
