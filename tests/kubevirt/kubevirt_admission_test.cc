@@ -69,9 +69,38 @@ TEST(AdmissionRules, EachRuleHasItsOwnMessage) {
        "spec.nodeSelector[kubernetes.io/arch]: TDX needs amd64 nodes, not s390x; select amd64 or "
        "remove it"},
       {"named-cpu", [](Json& j) { j["spec"]["domain"]["cpu"]["model"] = "Skylake-Server"; },
-       "spec.domain.cpu.model: QEMU refuses named CPU models for TDs (\"Named cpu model is not "
-       "supported for TDX yet!\"), and Skylake-Server is one; set model: host-passthrough or "
-       "remove it"},
+       "spec.domain.cpu.model: QEMU refuses a named CPU model for a TD (target/i386/kvm/tdx.c, "
+       "tdx_cpu_instance_init: \"Named cpu model is not supported for TDX yet!\", QEMU 10.1), and "
+       "Skylake-Server is one; remove model (KubeVirt's default host-model) or use "
+       "host-passthrough"},
+      {"secure-boot-unset",
+       [](Json& j) { j["spec"]["domain"]["firmware"]["bootloader"]["efi"] = Json::object(); },
+       "spec.domain.firmware.bootloader.efi.secureBoot: Secure Boot is unset, which KubeVirt "
+       "counts as on; KubeVirt 1.8 requires SMM for Secure Boot and a TD cannot have SMM; set "
+       "secureBoot: false (KubeVirt 1.9 allows Secure Boot TDs)"},
+      {"annotation-only",
+       [](Json& j) {
+         j["spec"]["domain"].erase("launchSecurity");
+         j["metadata"]["annotations"]["tdx.tdxvirt.io/enabled"] = "true";
+       },
+       "metadata.annotations[tdx.tdxvirt.io/enabled]: KubeVirt 1.8 asks for TDX with "
+       "spec.domain.launchSecurity.tdx: {} (it then selects TDX nodes and renders the trust "
+       "domain); the annotation is for KubeVirt 1.6, which has no tdx field; add tdx: {} and "
+       "remove the annotation"},
+      {"qgs-outside-the-mounted-directory",
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "unix:/run/qgs.sock"; },
+       "metadata.annotations[tdx.tdxvirt.io/qgs]: unix socket /run/qgs.sock is outside "
+       "/var/run/tdx-qgs, the only QGS directory a launcher pod gets (the directory of the "
+       "cluster's QGS socket /var/run/tdx-qgs/qgs.socket, mounted by the tdxvirt node agent); put "
+       "the socket there or remove the annotation"},
+      {"initdataref-and-mrconfigid",
+       [](Json& j) {
+         j["spec"]["domain"]["launchSecurity"]["tdx"]["initDataRef"] = "my-initdata";
+         j["metadata"]["annotations"]["tdx.tdxvirt.io/mrconfigid"] = std::string(96, 'a');
+       },
+       "metadata.annotations[tdx.tdxvirt.io/mrconfigid]: spec.domain.launchSecurity.tdx."
+       "initDataRef names an InitData object that sets MRCONFIGID (KubeVirt VEP 340); two sources "
+       "for one value; remove the annotation"},
       {"machine", [](Json& j) { j["spec"]["domain"]["machine"]["type"] = "pc-i440fx-rhel7.6.0"; },
        "spec.domain.machine.type: TDX trust domains need the q35 machine, not "
        "pc-i440fx-rhel7.6.0; remove machine.type or use q35"},
@@ -84,55 +113,52 @@ TEST(AdmissionRules, EachRuleHasItsOwnMessage) {
        "TDXNotLiveMigratable), so LiveMigrate would block node drains; use None or "
        "LiveMigrateIfPossible"},
       {"qgs-syntax",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "qgs.example"; },
-       "spec.domain.launchSecurity.tdx.QGS: \"qgs.example\" is not a QEMU socket address; use "
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "qgs.example"; },
+       "metadata.annotations[tdx.tdxvirt.io/qgs]: \"qgs.example\" is not a QEMU socket address; use "
        "unix:/var/run/tdx-qgs/qgs.socket, vsock:2:4050 or HOST:PORT"},
       {"qgs-relative-unix",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "unix:qgs.sock"; },
-       "spec.domain.launchSecurity.tdx.QGS: unix socket path \"qgs.sock\" is not absolute; use "
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "unix:qgs.sock"; },
+       "metadata.annotations[tdx.tdxvirt.io/qgs]: unix socket path \"qgs.sock\" is not absolute; use "
        "unix:/ABSOLUTE/PATH"},
       {"qgs-port",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "qgs.local:70000"; },
-       "spec.domain.launchSecurity.tdx.QGS: port \"70000\" is not in 1..65535"},
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "qgs.local:70000"; },
+       "metadata.annotations[tdx.tdxvirt.io/qgs]: port \"70000\" is not in 1..65535"},
       {"qgs-vsock-syntax",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "vsock:host:4050"; },
-       "spec.domain.launchSecurity.tdx.QGS: \"vsock:host:4050\" is not vsock:CID:PORT with "
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "vsock:host:4050"; },
+       "metadata.annotations[tdx.tdxvirt.io/qgs]: \"vsock:host:4050\" is not vsock:CID:PORT with "
        "decimal numbers"},
       {"qgs-vsock-without-device",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "vsock:2:4050"; },
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "vsock:2:4050"; },
        "spec.domain.devices.autoattachVSOCK: QGS vsock:2:4050 is a vsock address (vsock-mode "
        "attestation) but the VM has no vsock device; set autoattachVSOCK: true (KubeVirt feature "
        "gate VSOCK)"},
       {"mrconfigid-short-hex",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = "abcd"; },
-       "spec.domain.launchSecurity.tdx.MRCONFIGID: has 4 hex digits; a SHA-384 value is 96 hex "
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/mrconfigid"] = "abcd"; },
+       "metadata.annotations[tdx.tdxvirt.io/mrconfigid]: has 4 hex digits; a SHA-384 value is 96 hex "
        "digits or 64 base64 characters"},
       {"mrconfigid-sha256-base64",
        [](Json& j) {
-         j["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] =
+         j["metadata"]["annotations"]["tdx.tdxvirt.io/mrconfigid"] =
              "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
        },
-       "spec.domain.launchSecurity.tdx.MRCONFIGID: decodes to 32 bytes; a SHA-384 value is 48 "
+       "metadata.annotations[tdx.tdxvirt.io/mrconfigid]: decodes to 32 bytes; a SHA-384 value is 48 "
        "bytes (96 hex digits or 64 base64 characters)"},
       {"mrconfigid-garbage",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = "not base64!"; },
-       "spec.domain.launchSecurity.tdx.MRCONFIGID: is neither 96 hex digits nor base64 (length 11 "
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/mrconfigid"] = "not base64!"; },
+       "metadata.annotations[tdx.tdxvirt.io/mrconfigid]: is neither 96 hex digits nor base64 (length 11 "
        "is not a multiple of 4); give the SHA-384 value as 96 hex digits or base64 of "
        "48 bytes"},
       {"debug-policy",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["policy"] = "0x10000001"; },
-       "spec.domain.launchSecurity.tdx.policy: debug bit 0 is set: a debug TD lets the host read "
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/policy"] = "0x10000001"; },
+       "metadata.annotations[tdx.tdxvirt.io/policy]: debug bit 0 is set: a debug TD lets the host read "
        "and write its memory, and QEMU refuses it; clear bit 0 (use 0x10000000)"},
       {"reserved-policy",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["policy"] = "0x10000100"; },
-       "spec.domain.launchSecurity.tdx.policy: sets TD attribute bits QEMU does not support "
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/policy"] = "0x10000100"; },
+       "metadata.annotations[tdx.tdxvirt.io/policy]: sets TD attribute bits QEMU does not support "
        "(0x100); allowed: bit 28 SEPT_VE_DISABLE, 30 PKS, 63 PERFMON"},
       {"policy-syntax",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["policy"] = "debug"; },
-       "spec.domain.launchSecurity.tdx.policy: \"debug\" is not hex such as 0x10000000"},
-      {"unknown-field",
-       [](Json& j) { j["spec"]["domain"]["launchSecurity"]["tdx"]["mrConfigId"] = "x"; },
-       "spec.domain.launchSecurity.tdx.mrConfigId: unknown TDX field; did you mean MRCONFIGID?"},
+       [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/policy"] = "debug"; },
+       "metadata.annotations[tdx.tdxvirt.io/policy]: \"debug\" is not hex such as 0x10000000"},
       {"unknown-annotation",
        [](Json& j) { j["metadata"]["annotations"]["tdx.tdxvirt.io/qsg"] = "x"; },
        "metadata.annotations[tdx.tdxvirt.io/qsg]: unknown TDX annotation; known: enabled, qgs, "
@@ -171,7 +197,9 @@ TEST(AdmissionRules, NonUtf8ManifestIsAnErrorWithItsLine) {
 }
 
 TEST(AdmissionRules, FeatureGateOffDenies) {
-  ReviewResult r = Validate(BaseVmi(), ClusterSettings{});
+  ClusterSettings off;
+  off.kubevirt_version = "1.9";
+  ReviewResult r = Validate(BaseVmi(), off);
   ASSERT_EQ(r.denials.size(), 1u);
   EXPECT_EQ(r.denials[0],
             "spec.domain.launchSecurity.tdx: the TDX feature gate is off in the tdxvirt cluster "
@@ -179,18 +207,68 @@ TEST(AdmissionRules, FeatureGateOffDenies) {
             "WorkloadEncryptionTDX) before TDX VMs are admitted");
 }
 
-TEST(AdmissionRules, SecureBootNeedsASecureBootTdvf) {
+// Up to 1.8 KubeVirt denies Secure Boot without SMM (a TD has none); 1.9 exempts TDX.
+TEST(AdmissionRules, SecureBootIsAllowedFromKubevirt19Only) {
   Json vmi = BaseVmi();
-  vmi["spec"]["domain"]["firmware"]["bootloader"]["efi"] = Json::object();  // default: on
+  vmi["spec"]["domain"]["firmware"]["bootloader"]["efi"]["secureBoot"] = true;
+  for (const char* v : {"1.6", "1.7", "1.8"}) {
+    ReviewResult r = Validate(vmi, GateOn(v));
+    ASSERT_EQ(r.denials.size(), 1u) << v;
+    EXPECT_EQ(r.denials[0], "spec.domain.firmware.bootloader.efi.secureBoot: Secure Boot is on; "
+                            "KubeVirt " + std::string(v) + " requires SMM for Secure Boot and a "
+                            "TD cannot have SMM; set secureBoot: false (KubeVirt 1.9 allows "
+                            "Secure Boot TDs)");
+  }
+  EXPECT_TRUE(Validate(vmi, GateOn("1.9")).allowed);
+}
+
+// Upstream's default CPU model passes; only named models, which QEMU refuses for a TD, are denied.
+TEST(AdmissionRules, CpuModelsUpstreamAdmitsPass) {
+  for (const char* model : {"host-model", "host-passthrough"}) {
+    Json vmi = BaseVmi();
+    vmi["spec"]["domain"]["cpu"]["model"] = model;
+    EXPECT_TRUE(Validate(vmi).allowed) << model;
+  }
+}
+
+// Keys under tdx are KubeVirt's: a newer release's field (VEP 340's initDataRef) is not refused.
+TEST(AdmissionRules, KeysUnderTdxAreNeverDenied) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"]["launchSecurity"]["tdx"] = {{"initDataRef", "my-initdata"},
+                                                    {"futureField", 1}};
+  ReviewResult r = Validate(vmi);
+  EXPECT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
+  ASSERT_EQ(r.warnings.size(), 1u) << ::testing::PrintToString(r.warnings);
+  EXPECT_EQ(r.warnings[0], "spec.domain.launchSecurity.tdx.futureField: not read by tdxvirt (a "
+                           "KubeVirt field); tdxvirt's settings are annotations with the prefix "
+                           "tdx.tdxvirt.io/");
+}
+
+// On 1.9 upstream requests devices.kubevirt.io/tdx; our resource would never be offered.
+TEST(AdmissionRules, OurKeyResourceIsRefusedOnKubevirt19) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"]["resources"]["limits"]["tdxvirt.io/tdx-key"] = "1";
   EXPECT_TRUE(Validate(vmi).allowed);
-  ClusterSettings s = GateOn();
-  s.tdvf_secure_boot = "";
-  ReviewResult r = Validate(vmi, s);
+  ReviewResult r = Validate(vmi, GateOn("1.9"));
   ASSERT_EQ(r.denials.size(), 1u);
-  EXPECT_EQ(r.denials[0],
-            "spec.domain.firmware.bootloader.efi.secureBoot: Secure Boot is on (KubeVirt's "
-            "default) but this cluster has no Secure Boot TDVF (tdvf.secureBoot); set "
-            "secureBoot: false");
+  EXPECT_EQ(r.denials[0], "spec.domain.resources.limits[tdxvirt.io/tdx-key]: KubeVirt 1.9 "
+                          "requests devices.kubevirt.io/tdx for every TD itself and the tdxvirt "
+                          "agent runs no key device plugin there; remove it");
+}
+
+// Live, with kubevirtVersion auto and no answer from the cluster yet, TDX objects are refused.
+TEST(AdmissionRules, UnknownReleaseFailsClosedForTdxOnly) {
+  ClusterSettings s = GateOn("auto");
+  ReviewResult r = Validate(BaseVmi(), s);
+  ASSERT_EQ(r.denials.size(), 1u);
+  EXPECT_TRUE(r.denials[0].starts_with("spec.domain.launchSecurity.tdx: kubevirtVersion is auto "
+                                       "and the KubeVirt version is not known yet"))
+      << r.denials[0];
+  Json plain = BaseVmi();
+  plain["spec"]["domain"].erase("launchSecurity");
+  EXPECT_TRUE(Validate(plain, s).allowed);
+  s.observed_version = kube::KubevirtVersion{.major = 1, .minor = 8};
+  EXPECT_TRUE(Validate(BaseVmi(), s).allowed);
 }
 
 TEST(AdmissionRules, VmPathsNameTheTemplate) {
@@ -207,8 +285,8 @@ TEST(AdmissionRules, VmPathsNameTheTemplate) {
 TEST(AdmissionRules, SeveralProblemsAreAllReported) {
   Json vmi = BaseVmi();
   vmi["spec"]["domain"]["features"]["smm"] = Json::object();
-  vmi["spec"]["domain"]["cpu"]["model"] = "host-model";
-  vmi["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = "00";
+  vmi["spec"]["domain"]["cpu"]["model"] = "Haswell";
+  vmi["metadata"]["annotations"]["tdx.tdxvirt.io/mrconfigid"] = "00";
   EXPECT_EQ(Validate(vmi).denials.size(), 3u);
 }
 
@@ -239,30 +317,15 @@ TEST(TdxSettings, QgsForms) {
   EXPECT_FALSE(ParseQgs("").ok());
 }
 
-TEST(TdxSettings, SpecFieldWinsOverAnnotationWithAWarning) {
-  Json vmi = BaseVmi();
-  vmi["spec"]["domain"]["launchSecurity"]["tdx"]["QGS"] = "unix:/run/a.sock";
-  vmi["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"] = "unix:/run/b.sock";
-  ReviewResult r = ReviewObject(vmi, GateOn(), ReviewKind::kBoth);
-  ASSERT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
-  ASSERT_TRUE(r.tdx.qgs.has_value());
-  EXPECT_EQ(r.tdx.qgs->path, "/run/a.sock");
-  ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_EQ(r.warnings[0], "spec.domain.launchSecurity.tdx.QGS: differs from annotation "
-                           "tdx.tdxvirt.io/qgs; the spec field wins");
-  // The patch carries the winner where the launcher sees it.
-  EXPECT_EQ(r.mutated["metadata"]["annotations"]["tdx.tdxvirt.io/qgs"], "unix:/run/a.sock");
-  EXPECT_EQ(r.mutated["metadata"]["annotations"]["kubevirt.io/qgs-socket-path"], "/run/a.sock");
-}
-
-TEST(TdxSettings, AnnotationsAloneAskForTdx) {
+// KubeVirt 1.6 has no tdx field (its CRD prunes it): the annotation asks for TDX there.
+TEST(TdxSettings, AnnotationsAloneAskForTdxOnKubevirt16) {
   Json vmi = BaseVmi();
   vmi["spec"]["domain"].erase("launchSecurity");
-  ReviewResult plain = Validate(vmi);
+  ReviewResult plain = Validate(vmi, GateOn("1.6"));
   EXPECT_FALSE(plain.is_tdx);
   vmi["metadata"]["annotations"] = {{"tdx.tdxvirt.io/enabled", "true"},
                                     {"tdx.tdxvirt.io/mrconfigid", std::string(96, '1')}};
-  ReviewResult r = Validate(vmi);
+  ReviewResult r = Validate(vmi, GateOn("1.6"));
   EXPECT_TRUE(r.is_tdx);
   EXPECT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
   ASSERT_TRUE(r.tdx.mr_config_id.has_value());
@@ -277,14 +340,16 @@ TEST(TdxSettings, TdxAnnotationOnANonTdxVmIsDenied) {
   ASSERT_EQ(r.denials.size(), 1u);
   EXPECT_EQ(r.denials[0],
             "metadata.annotations[tdx.tdxvirt.io/qgs]: TDX settings given but the VM does not ask "
-            "for TDX; add spec.domain.launchSecurity.tdx: {} (or annotation "
-            "tdx.tdxvirt.io/enabled: \"true\")");
+            "for TDX; add spec.domain.launchSecurity.tdx: {}");
+  EXPECT_EQ(Validate(vmi, GateOn("1.6")).denials[0],
+            "metadata.annotations[tdx.tdxvirt.io/qgs]: TDX settings given but the VM does not ask "
+            "for TDX; add annotation tdx.tdxvirt.io/enabled: \"true\"");
 }
 
 TEST(Mutation, PatchCompletesATdxVm) {
   Json vmi = BaseVmi();
   vmi["spec"]["domain"].erase("firmware");
-  vmi["spec"]["domain"]["launchSecurity"]["tdx"]["MRCONFIGID"] = std::string(96, 'f');
+  vmi["metadata"]["annotations"]["tdx.tdxvirt.io/mrconfigid"] = std::string(96, 'f');
   ReviewResult r = ReviewObject(vmi, GateOn(), ReviewKind::kBoth, "uid-1");
   ASSERT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
   // Applying the patch to the original gives the mutated object.
@@ -292,19 +357,21 @@ TEST(Mutation, PatchCompletesATdxVm) {
   const Json& spec = r.mutated["spec"];
   EXPECT_EQ(spec["domain"]["resources"]["requests"]["tdxvirt.io/tdx-key"], "1");
   EXPECT_EQ(spec["domain"]["resources"]["limits"]["tdxvirt.io/tdx-key"], "1");
-  EXPECT_EQ(spec["nodeSelector"]["tdxvirt.io/tdx"], "true");
-  EXPECT_EQ(spec["domain"]["cpu"]["model"], "host-passthrough");
+  // KubeVirt 1.8 selects kubevirt.io/tdx nodes itself and defaults the CPU model (host-model).
+  EXPECT_FALSE(spec.contains("nodeSelector"));
+  EXPECT_FALSE(spec["domain"].contains("cpu"));
   EXPECT_EQ(spec["domain"]["firmware"]["bootloader"], Json::parse(R"({"efi":{"secureBoot":false}})"));
   EXPECT_EQ(spec["evictionStrategy"], "None");
   const Json& ann = r.mutated["metadata"]["annotations"];
   EXPECT_EQ(ann["tdx.tdxvirt.io/qgs"], "unix:/var/run/tdx-qgs/qgs.socket");
-  EXPECT_EQ(ann["kubevirt.io/qgs-socket-path"], "/var/run/tdx-qgs/qgs.socket");
+  EXPECT_FALSE(ann.contains("kubevirt.io/qgs-socket-path"));  // virt-api's on 1.9, unread before
   EXPECT_EQ(ann["tdx.tdxvirt.io/mrconfigid"], std::string(64, '/'));  // base64 of 48 x 0xff
   EXPECT_EQ(ann["tdx.tdxvirt.io/policy"], "0x10000000");
   Json sidecars = Json::parse(ann["hooks.kubevirt.io/hookSidecars"].get<std::string>());
   ASSERT_EQ(sidecars.size(), 1u);
   EXPECT_EQ(sidecars[0]["image"], "tdxvirt/tdxvirt:0.1.0");
-  EXPECT_EQ(sidecars[0]["args"], Json::parse(R"(["--version","v1alpha3"])"));
+  EXPECT_EQ(sidecars[0]["args"],
+            Json::parse(R"(["--version","v1alpha3","--kubevirt-version","1.8"])"));
   // The envelope: uid echoed, patch base64 of the JSON Patch.
   EXPECT_EQ(r.response["apiVersion"], "admission.k8s.io/v1");
   EXPECT_EQ(r.response["response"]["uid"], "uid-1");
@@ -364,11 +431,12 @@ TEST(Examples, EveryVmAndVmiWithTdxIsAdmittedWithThePatchOrDeniedForItsReason) {
     const Json& ann = vm ? r.mutated["spec"]["template"]["metadata"]["annotations"]
                          : r.mutated["metadata"]["annotations"];
     EXPECT_EQ(spec["domain"]["resources"]["requests"]["tdxvirt.io/tdx-key"], "1") << name;
-    EXPECT_EQ(spec["nodeSelector"]["tdxvirt.io/tdx"], "true") << name;
+    EXPECT_FALSE(spec.contains("nodeSelector") && spec["nodeSelector"].contains("tdxvirt.io/tdx"))
+        << name;
     EXPECT_NE(ann["hooks.kubevirt.io/hookSidecars"].get<std::string>().find("tdxvirt/tdxvirt"),
               std::string::npos)
         << name;
-    EXPECT_EQ(ann["kubevirt.io/qgs-socket-path"], "/var/run/tdx-qgs/qgs.socket") << name;
+    EXPECT_FALSE(ann.contains("kubevirt.io/qgs-socket-path")) << name;
   }
 }
 
@@ -443,6 +511,33 @@ TEST(Settings, ParseFileAndConfigMap) {
   EXPECT_FALSE(ParseClusterSettings("featureGate: yes-please\n").ok());
   EXPECT_FALSE(ParseClusterSettings("qgsSocketPath: relative.sock\n").ok());
   EXPECT_FALSE(ParseClusterSettings("keyResourceName: tdx\n").ok());
+  // The release: exactly the key kubevirtVersion, one of 1.6..1.9 or auto.
+  EXPECT_EQ(ParseClusterSettings("featureGate: true\n")->kubevirt_version, "auto");
+  EXPECT_EQ(ParseClusterSettings("kubevirtVersion: \"1.7\"\n")->kubevirt_version, "1.7");
+  for (const char* bad : {"kubevirtVersion: \"1.10\"\n", "kubevirtVersion: \"v1.9\"\n",
+                          "kubevirtVersion: \"1.5\"\n", "kubevirtVersion: latest\n"}) {
+    auto r = ParseClusterSettings(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_TRUE(r.error().starts_with("settings: kubevirtVersion must be \"1.6\", \"1.7\", \"1.8\", "
+                                      "\"1.9\" or \"auto\"")) << r.error();
+  }
+  EXPECT_FALSE(ParseClusterSettings("kubeVirtVersion: \"1.9\"\n").ok());
+}
+
+// A VMI's spec cannot change after creation: an UPDATE gets no patch and no denial.
+TEST(Review, VmiUpdateIsNeverPatched) {
+  Json review = {{"apiVersion", "admission.k8s.io/v1"},
+                 {"kind", "AdmissionReview"},
+                 {"request", {{"uid", "u"}, {"operation", "UPDATE"}, {"object", BaseVmi()}}}};
+  auto r = Review(review.dump(), GateOn(), ReviewKind::kBoth);
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_TRUE(r->allowed);
+  EXPECT_TRUE(r->patch.empty());
+  EXPECT_FALSE(r->response["response"].contains("patch"));
+  review["request"]["operation"] = "CREATE";
+  r = Review(review.dump(), GateOn(), ReviewKind::kBoth);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->patch.empty());
 }
 
 }  // namespace

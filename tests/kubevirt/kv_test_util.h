@@ -12,9 +12,12 @@
 
 namespace tdxvirt::testing {
 
-inline kubevirt::ClusterSettings GateOn() {
+// The gate on, acting for a named KubeVirt release (default: 1.8, where tdxvirt adds the most
+// next to upstream's TDX path: key resource, QGS element, hook).
+inline kubevirt::ClusterSettings GateOn(const std::string& kubevirt_version = "1.8") {
   kubevirt::ClusterSettings s;
   s.feature_gate = true;
+  s.kubevirt_version = kubevirt_version;
   return s;
 }
 
