@@ -54,6 +54,17 @@ inline kubevirt::Json WithTdx(kubevirt::Json m) {
   return m;
 }
 
+// The same, the way release `v` asks for it: on 1.6, whose CRD has no tdx field, by annotation.
+inline kubevirt::Json WithTdxFor(kubevirt::Json m, const std::string& v) {
+  if (v != "1.6") return WithTdx(std::move(m));
+  bool vm = m["kind"] == "VirtualMachine";
+  kubevirt::Json& spec = vm ? m["spec"]["template"]["spec"] : m["spec"];
+  spec["domain"]["firmware"]["bootloader"] = {{"efi", {{"secureBoot", false}}}};
+  kubevirt::Json& meta = vm ? m["spec"]["template"]["metadata"] : m["metadata"];
+  meta["annotations"]["tdx.tdxvirt.io/enabled"] = "true";
+  return m;
+}
+
 inline std::string SchemaDir() { return TestdataPath("libvirt-schemas"); }
 
 }  // namespace tdxvirt::testing
