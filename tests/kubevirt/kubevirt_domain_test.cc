@@ -126,24 +126,6 @@ TEST(Render, InstancetypeMustBeGiven) {
                        "given; pass its manifest (render --with FILE)");
 }
 
-// KubeVirt's fixtures break libvirt's schema in two ways of their own (shared/testdata/kubevirt/
-// SOURCE.md): an empty SMBIOS group and a `name` on block-disk sources. The hook leaves what it
-// does not own alone, so the test removes them before the schema check.
-std::string WithoutUpstreamSchemaDeviations(const std::string& xml) {
-  pugi::xml_document doc;
-  doc.load_string(xml.c_str());
-  pugi::xml_node d = doc.child("domain");
-  std::vector<pugi::xml_node> empty;
-  for (pugi::xml_node g : d.child("sysinfo").children())
-    if (!g.first_child()) empty.push_back(g);
-  for (pugi::xml_node g : empty) d.child("sysinfo").remove_child(g);
-  for (pugi::xml_node disk : d.child("devices").children("disk"))
-    disk.child("source").remove_attribute("name");
-  std::ostringstream out;
-  doc.save(out);
-  return out.str();
-}
-
 TEST(ApplyTdx, KubevirtDomainsBecomeSchemaValidTds) {
   for (const char* f : {"hooks_domain.xml", "converter_domain_x86_64.xml",
                         "converter_domain_x86_64_root.xml"}) {
@@ -156,7 +138,7 @@ TEST(ApplyTdx, KubevirtDomainsBecomeSchemaValidTds) {
     // Elements it does not own stay, even ones libvirt's schema refuses.
     EXPECT_EQ(in.find("<bios></bios>") != std::string::npos,
               out->find("<bios />") != std::string::npos) << f;
-    ExpectSchemaValid(WithoutUpstreamSchemaDeviations(*out), f);
+    ExpectSchemaValid(testing::WithoutUpstreamSchemaDeviations(*out), f);
     auto twice = ApplyTdx(*out, t);
     ASSERT_TRUE(twice.ok());
     EXPECT_TRUE(*twice == *out) << f << ": not idempotent";

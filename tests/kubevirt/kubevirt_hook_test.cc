@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <pugixml.hpp>
+#include <sstream>
 #include <iterator>
 #include <thread>
 
@@ -67,7 +69,8 @@ struct HookFixture : ::testing::Test {
       std::lock_guard lock(mu);
       logs.push_back(l);
     };
-    server = std::make_unique<HookServer>(testing::GateOn(), o);
+    // As the sidecar runs without --kubevirt-version: the release is read from the domain.
+    server = std::make_unique<HookServer>(ClusterSettings{}, o);
     Status s = server->Start(socket);
     ASSERT_TRUE(s.ok()) << s.error();
   }
@@ -108,7 +111,8 @@ TEST_F(HookFixture, V1alpha2MakesKubevirtsDomainASchemaValidTd) {
               std::string::npos);
     EXPECT_NE(out.find("<quoteGenerationService path=\"/var/run/tdx-qgs/qgs.socket\""),
               std::string::npos);
-    SchemaCheck check = ValidateDomainXml(out, testing::SchemaDir());
+    SchemaCheck check =
+        ValidateDomainXml(testing::WithoutUpstreamSchemaDeviations(out), testing::SchemaDir());
     ASSERT_TRUE(check.ran) << check.message;
     EXPECT_TRUE(check.valid) << f << ": " << check.message;
     // Idempotent: the hook's output through the hook again is unchanged.
@@ -131,7 +135,7 @@ TEST_F(HookFixture, V1alpha3OnDefineDomainAndShutdown) {
   v3::OnDefineDomainResult r;
   grpc::ClientContext c;
   ASSERT_TRUE(stub->OnDefineDomain(WithDeadline(c), p, &r).ok());
-  EXPECT_TRUE(r.domainxml() == *OnDefineDomain(p.vmi(), p.domainxml(), testing::GateOn()));
+  EXPECT_TRUE(r.domainxml() == *OnDefineDomain(p.vmi(), p.domainxml(), ClusterSettings{}));
 
   // A non-TDX VMI's domain passes through untouched.
   v3::OnDefineDomainParams plain;
@@ -166,6 +170,37 @@ TEST_F(HookFixture, V1alpha3OnDefineDomainAndShutdown) {
   EXPECT_TRUE(logged);
 }
 
+// On a domain KubeVirt >= 1.7 rendered (<launchSecurity type='tdx'/>), the sidecar without a named
+// release adds only the launchSecurity children upstream lacks and leaves the rest byte for byte.
+TEST_F(HookFixture, OnAnUpstreamTdOnlyLaunchSecurityChildrenAreAdded) {
+  auto upstream = ApplyUpstreamTdx(testing::ReadText("kubevirt/domain-xml/converter_domain_x86_64.xml"),
+                                   kube::KubevirtVersion{.major = 1, .minor = 8}, false, "");
+  ASSERT_TRUE(upstream.ok()) << upstream.error();
+  auto stub = v3::Callbacks::NewStub(Connect(socket));
+  v3::OnDefineDomainParams p;
+  p.set_domainxml(*upstream);
+  p.set_vmi(TdxVmiJson());
+  v3::OnDefineDomainResult r;
+  grpc::ClientContext c;
+  ASSERT_TRUE(stub->OnDefineDomain(WithDeadline(c), p, &r).ok());
+  auto without_ls = [](const std::string& xml) {
+    pugi::xml_document d;
+    d.load_string(xml.c_str());
+    d.child("domain").remove_child("launchSecurity");
+    std::ostringstream o;
+    d.save(o);
+    return o.str();
+  };
+  EXPECT_EQ(without_ls(r.domainxml()), without_ls(*upstream));
+  pugi::xml_document out;
+  ASSERT_TRUE(out.load_string(r.domainxml().c_str()));
+  pugi::xml_node ls = out.child("domain").child("launchSecurity");
+  EXPECT_STREQ(ls.child_value("policy"), "0x10000000");
+  EXPECT_TRUE(ls.child("mrConfigId"));
+  EXPECT_STREQ(ls.child("quoteGenerationService").attribute("path").value(),
+               "/var/run/tdx-qgs/qgs.socket");
+}
+
 TEST(HookServerStart, RefusesAPathThatIsNotASocket) {
   testing::TempDir tmp;
   testing::WriteFile(tmp.File("file"), "x");
@@ -185,7 +220,7 @@ TEST(SidecarShim, OnDefineDomainExecutableContract) {
                                          tmp.File("vmi.json") + ")\" --domain \"$(cat " +
                                          tmp.File("domain.xml") + ")\"");
   ASSERT_EQ(inline_args.exit_code, 0) << inline_args.err;
-  EXPECT_TRUE(inline_args.out == *OnDefineDomain(TdxVmiJson(), domain, testing::GateOn()));
+  EXPECT_TRUE(inline_args.out == *OnDefineDomain(TdxVmiJson(), domain, ClusterSettings{}));
   auto files = testing::RunTdxvirt("hook on-define-domain --vmi @" + tmp.File("vmi.json") +
                                    " --domain @" + tmp.File("domain.xml"));
   ASSERT_EQ(files.exit_code, 0) << files.err;

@@ -73,7 +73,9 @@ TEST_F(WebhookFixture, MutateThenValidateOverHttps) {
   auto patch = Base64Decode(mr["response"]["patch"].get<std::string>(), "patch");
   ASSERT_TRUE(patch.ok());
   Json mutated = vm.patch(Json::parse(std::string(patch->begin(), patch->end())));
-  EXPECT_EQ(mutated["spec"]["template"]["spec"]["nodeSelector"]["tdxvirt.io/tdx"], "true");
+  // 1.8: our key resource; the node selector is upstream's (kubevirt.io/tdx on the launcher pod).
+  EXPECT_EQ(mutated["spec"]["template"]["spec"]["domain"]["resources"]["limits"]["tdxvirt.io/tdx-key"],
+            "1");
 
   auto vres = c->Post("/validate", ReviewRequest(mutated, "u-2").dump(), "application/json");
   ASSERT_TRUE(vres);
