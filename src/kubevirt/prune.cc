@@ -91,8 +91,8 @@ class Pruner {
         if (prop != nullptr || add.allowed) {
           const size_t mark = EnterKey(key);
           const Json* child = prop != nullptr ? prop : add.schema;
-          Status st = Prune(it.value(), child, Flag(child, "x-kubernetes-embedded-resource"),
-                            depth + 1);
+          Status st =
+              Prune(it.value(), child, Flag(child, "x-kubernetes-embedded-resource"), depth + 1);
           path_.resize(mark);
           if (!st.ok()) return st;
           ++it;

@@ -21,8 +21,8 @@ namespace tdxvirt::kubevirt {
 // `v`. Other kinds, and versions that are not exact() (a newer release has its own schema, which
 // we must not guess), come back unchanged. Root apiVersion, kind and metadata are kept as they are.
 // `pruned`, when given, receives each removed key as a dotted path with [i] for array indexes
-// ("spec.domain.launchSecurity.tdx.QGS"), in key order. Errors only for nesting deeper than any
-// ParseDocument result (kMaxPruneDepth).
+// ("spec.domain.launchSecurity.tdx.QGS"), appended sorted as the API server sorts them. Errors
+// only for nesting deeper than any ParseDocument result (kMaxPruneDepth).
 Result<Json> PruneForKubevirt(const Json& object, const kube::KubevirtVersion& v,
                               std::vector<std::string>* pruned = nullptr);
 
@@ -36,7 +36,7 @@ const Json* KubevirtCrdSchema(const kube::KubevirtVersion& v, std::string_view k
 Result<Json> PruneWithSchema(const Json& object, const Json& schema,
                              std::vector<std::string>* pruned = nullptr);
 
-// Levels of nesting pruning follows; twice ParseDocument's bound, so only a hand-built value hits it.
+// Nesting pruning follows: twice ParseDocument's bound, so only a hand-built value reaches it.
 inline constexpr int kMaxPruneDepth = 2 * kMaxDocumentDepth;
 
 }  // namespace tdxvirt::kubevirt

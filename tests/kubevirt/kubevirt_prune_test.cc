@@ -100,8 +100,8 @@ void ExpectTdxPruned(const Json& m, const KubevirtVersion& v, const std::string&
 
 TEST(PruneSchemas, EmbeddedSchemaIsTheSharedOneWithoutDescriptions) {
   for (const KubevirtVersion& v : KnownVersions()) {
-    for (const auto& [kind, file] : {std::pair{"VirtualMachine", "vm"},
-                                     std::pair{"VirtualMachineInstance", "vmi"}}) {
+    for (const auto& [kind, file] :
+         {std::pair{"VirtualMachine", "vm"}, std::pair{"VirtualMachineInstance", "vmi"}}) {
       SCOPED_TRACE(v.Text() + " " + kind);
       Json shared = Json::parse(
           testing::ReadText("kubevirt/versions/v" + v.Text() + "/" + file + ".schema.json"));
@@ -121,7 +121,8 @@ TEST(PruneSchemas, OnlyExactVersionsAndVmKindsHaveOne) {
   EXPECT_EQ(KubevirtCrdSchema({1, 10}, "VirtualMachine"), nullptr);
   EXPECT_EQ(KubevirtCrdSchema({1, 9}, "VirtualMachinePool"), nullptr);
   // One parse per schema: the same object every time.
-  EXPECT_EQ(KubevirtCrdSchema({1, 9}, "VirtualMachine"), KubevirtCrdSchema({1, 9}, "VirtualMachine"));
+  EXPECT_EQ(KubevirtCrdSchema({1, 9}, "VirtualMachine"),
+            KubevirtCrdSchema({1, 9}, "VirtualMachine"));
 }
 
 TEST(PruneExamples, UpstreamManifestsLoseNothing) {
@@ -151,8 +152,8 @@ TEST(PruneExamples, TdxSettingsVanishAsOnEachRelease) {
 
 TEST(PruneExamples, ProjectExamples) {
   int with_tdx = 0;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(TDXVIRT_SOURCE_DIR) +
-                                                           "/examples")) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(TDXVIRT_SOURCE_DIR) + "/examples")) {
     const std::string name = e.path().filename().string();
     auto doc = ParseDocument(RepoFile("examples/" + name), name);
     ASSERT_TRUE(doc.ok()) << doc.error();
@@ -197,7 +198,8 @@ TEST(PruneForKubevirt, OtherVersionsAndKindsComeBackUnchanged) {
   Json m = testing::WithTdx(testing::ReadManifest("kubevirt/examples/vmi-fedora.yaml"));
   LaunchSecurity(m)["tdx"] = TdxSettings();
   m["spec"]["bogus"] = 1;
-  for (const KubevirtVersion& v : {KubevirtVersion{1, 5}, KubevirtVersion{1, 10}, KubevirtVersion{2, 0}}) {
+  for (const KubevirtVersion& v :
+       {KubevirtVersion{1, 5}, KubevirtVersion{1, 10}, KubevirtVersion{2, 0}}) {
     std::vector<std::string> pruned;
     auto r = PruneForKubevirt(m, v, &pruned);
     ASSERT_TRUE(r.ok());
@@ -223,15 +225,17 @@ TEST(PruneForKubevirt, RootMetaKeptUnknownRootKeyAndArrayPathsNamed) {
   in["metadata"]["notObjectMeta"] = "kept";  // ObjectMeta is not the CRD schema's business
   in["bogus"] = {{"deep", 1}};
   in["spec"]["domain"]["devices"]["disks"][1]["bogus"] = true;
-  in["spec"]["domain"]["launchSecurity"] = {{"sev", {{"policy", {{"encryptedState", true}, {"x", 1}}}}}};
+  in["spec"]["domain"]["launchSecurity"] = {
+      {"sev", {{"policy", {{"encryptedState", true}, {"x", 1}}}}}};
   std::vector<std::string> pruned;
   auto r = PruneForKubevirt(in, {1, 8}, &pruned);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(pruned, (std::vector<std::string>{"bogus", "spec.domain.devices.disks[1].bogus",
-                                               "spec.domain.launchSecurity.sev.policy.x"}));
+                                              "spec.domain.launchSecurity.sev.policy.x"}));
   Json expected = m;
   expected["metadata"]["notObjectMeta"] = "kept";
-  expected["spec"]["domain"]["launchSecurity"] = {{"sev", {{"policy", {{"encryptedState", true}}}}}};
+  expected["spec"]["domain"]["launchSecurity"] = {
+      {"sev", {{"policy", {{"encryptedState", true}}}}}};
   EXPECT_EQ(*r, expected);
 }
 
@@ -257,23 +261,27 @@ Json Pruned(const Json& object, const Json& schema, std::vector<std::string>* pa
   return r.ok() ? *r : Json();
 }
 
-Json Obj(Json properties) {
-  return {{"type", "object"}, {"properties", std::move(properties)}};
-}
+Json Obj(Json properties) { return {{"type", "object"}, {"properties", std::move(properties)}}; }
 
 TEST(PruneRules, UnknownKeysGoKnownStay) {
   Json schema = Obj({{"spec", Obj({{"a", {{"type", "string"}}}})}});
   std::vector<std::string> paths;
-  Json out = Pruned({{"apiVersion", "x/v1"}, {"kind", "K"}, {"metadata", {{"name", "n"}, {"odd", 1}}},
-                     {"spec", {{"a", "1"}, {"b", {{"c", 1}}}, {"z", nullptr}}}, {"top", 1}},
+  Json out = Pruned({{"apiVersion", "x/v1"},
+                     {"kind", "K"},
+                     {"metadata", {{"name", "n"}, {"odd", 1}}},
+                     {"spec", {{"a", "1"}, {"b", {{"c", 1}}}, {"z", nullptr}}},
+                     {"top", 1}},
                     schema, &paths);
-  EXPECT_EQ(out, (Json{{"apiVersion", "x/v1"}, {"kind", "K"}, {"metadata", {{"name", "n"}, {"odd", 1}}},
-                      {"spec", {{"a", "1"}}}}));
+  EXPECT_EQ(out, (Json{{"apiVersion", "x/v1"},
+                       {"kind", "K"},
+                       {"metadata", {{"name", "n"}, {"odd", 1}}},
+                       {"spec", {{"a", "1"}}}}));
   EXPECT_EQ(paths, (std::vector<std::string>{"spec.b", "spec.z", "top"}));  // sorted, no children
 }
 
 TEST(PruneRules, NullValuesOfKnownKeysStay) {
-  Json schema = Obj({{"spec", Obj({{"a", Obj({{"b", {{"type", "string"}}}})}, {"l", {{"type", "array"}, {"items", {{"type", "string"}}}}}})}});
+  Json schema = Obj({{"spec", Obj({{"a", Obj({{"b", {{"type", "string"}}}})},
+                                   {"l", {{"type", "array"}, {"items", {{"type", "string"}}}}}})}});
   Json in = {{"spec", {{"a", nullptr}, {"l", {nullptr, "x"}}}}};
   std::vector<std::string> paths;
   EXPECT_EQ(Pruned(in, schema, &paths), in);
@@ -281,10 +289,12 @@ TEST(PruneRules, NullValuesOfKnownKeysStay) {
 }
 
 TEST(PruneRules, AdditionalPropertiesSchemaPrunesEachValue) {
-  Json schema = Obj({{"labels", {{"type", "object"},
-                                 {"additionalProperties", Obj({{"a", {{"type", "string"}}}})}}}});
+  Json schema =
+      Obj({{"labels",
+            {{"type", "object"}, {"additionalProperties", Obj({{"a", {{"type", "string"}}}})}}}});
   std::vector<std::string> paths;
-  Json out = Pruned({{"labels", {{"x", {{"a", "1"}, {"b", "2"}}}, {"y", {{"a", "3"}}}}}}, schema, &paths);
+  Json out =
+      Pruned({{"labels", {{"x", {{"a", "1"}, {"b", "2"}}}, {"y", {{"a", "3"}}}}}}, schema, &paths);
   EXPECT_EQ(out, (Json{{"labels", {{"x", {{"a", "1"}}}, {"y", {{"a", "3"}}}}}}));
   EXPECT_EQ(paths, std::vector<std::string>{"labels.x.b"});
 }
@@ -297,7 +307,8 @@ TEST(PruneRules, AdditionalPropertiesBool) {
   std::vector<std::string> paths;
   Json out = Pruned({{"m", {{"s", "v"}, {"n", nullptr}, {"o", {{"deep", 1}}}}}, {"f", {{"k", 1}}}},
                     schema, &paths);
-  EXPECT_EQ(out, (Json{{"m", {{"s", "v"}, {"n", nullptr}, {"o", Json::object()}}}, {"f", Json::object()}}));
+  EXPECT_EQ(out, (Json{{"m", {{"s", "v"}, {"n", nullptr}, {"o", Json::object()}}},
+                       {"f", Json::object()}}));
   EXPECT_EQ(paths, (std::vector<std::string>{"f.k", "m.o.deep"}));
 }
 
@@ -307,11 +318,15 @@ TEST(PruneRules, PreserveUnknownFieldsKeepsUnknownButPrunesKnownChildren) {
   spec["x-kubernetes-preserve-unknown-fields"] = true;
   Json schema = Obj({{"spec", spec}});
   std::vector<std::string> paths;
-  Json out = Pruned({{"spec", {{"unknown", {{"z", {{"deeper", 1}}}}}, {"known", {{"a", "x"}, {"b", "y"}}},
-                               {"list", {{{"a", "1"}, {"c", 2}}}}}}},
+  Json out = Pruned({{"spec",
+                      {{"unknown", {{"z", {{"deeper", 1}}}}},
+                       {"known", {{"a", "x"}, {"b", "y"}}},
+                       {"list", {{{"a", "1"}, {"c", 2}}}}}}},
                     schema, &paths);
-  EXPECT_EQ(out, (Json{{"spec", {{"unknown", {{"z", {{"deeper", 1}}}}}, {"known", {{"a", "x"}}},
-                                 {"list", {{{"a", "1"}}}}}}}));
+  EXPECT_EQ(out, (Json{{"spec",
+                        {{"unknown", {{"z", {{"deeper", 1}}}}},
+                         {"known", {{"a", "x"}}},
+                         {"list", {{{"a", "1"}}}}}}}));
   EXPECT_EQ(paths, (std::vector<std::string>{"spec.known.b", "spec.list[0].c"}));
 }
 
@@ -328,9 +343,10 @@ TEST(PruneRules, PreserveUnknownFieldsThroughArrays) {
 
 TEST(PruneRules, ItemsAndNestedArrays) {
   Json leaf = Obj({{"a", {{"type", "integer"}}}});
-  Json schema = Obj({{"list", {{"type", "array"}, {"items", leaf}}},
-                     {"matrix", {{"type", "array"}, {"items", {{"type", "array"}, {"items", leaf}}}}},
-                     {"untyped", {{"type", "array"}}}});
+  Json schema =
+      Obj({{"list", {{"type", "array"}, {"items", leaf}}},
+           {"matrix", {{"type", "array"}, {"items", {{"type", "array"}, {"items", leaf}}}}},
+           {"untyped", {{"type", "array"}}}});
   std::vector<std::string> paths;
   Json out = Pruned({{"list", {{{"a", 1}, {"b", 2}}, {{"c", 3}}, 7}},
                      {"matrix", {Json::array(), {{{"a", 1}}, {{"a", 2}, {"b", 3}}}}},
@@ -339,14 +355,15 @@ TEST(PruneRules, ItemsAndNestedArrays) {
   EXPECT_EQ(out, (Json{{"list", {{{"a", 1}}, Json::object(), 7}},
                        {"matrix", {Json::array(), {{{"a", 1}}, {{"a", 2}}}}},
                        {"untyped", {Json::object(), "s"}}}));
-  EXPECT_EQ(paths, (std::vector<std::string>{"list[0].b", "list[1].c", "matrix[1][1].b",
-                                             "untyped[0].k"}));
+  EXPECT_EQ(paths,
+            (std::vector<std::string>{"list[0].b", "list[1].c", "matrix[1][1].b", "untyped[0].k"}));
 }
 
 TEST(PruneRules, EmbeddedResourceKeepsTypeAndObjectMeta) {
   Json tmpl = Obj({{"spec", Obj({{"a", {{"type", "string"}}}})}});
   tmpl["x-kubernetes-embedded-resource"] = true;
-  Json schema = Obj({{"spec", Obj({{"template", tmpl}, {"plain", Obj({{"spec", {{"type", "object"}}}})}})}});
+  Json schema =
+      Obj({{"spec", Obj({{"template", tmpl}, {"plain", Obj({{"spec", {{"type", "object"}}}})}})}});
   Json meta = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", "p"}}}};
   Json embedded = meta;
   embedded["spec"] = {{"a", "1"}, {"b", 2}};
@@ -381,7 +398,8 @@ TEST(PruneRules, DepthIsBounded) {
   ASSERT_FALSE(r.ok());
   std::string where = "spec";
   for (int i = 0; i < kMaxPruneDepth; ++i) where += "[0]";
-  EXPECT_EQ(r.error(), "pruning: " + where + " is nested deeper than 128 levels; flatten the document");
+  EXPECT_EQ(r.error(),
+            "pruning: " + where + " is nested deeper than 128 levels; flatten the document");
   Json ok = Json::array();
   for (int i = 0; i < kMaxDocumentDepth; ++i) ok = Json::array({ok});
   EXPECT_TRUE(PruneWithSchema(Json{{"spec", ok}}, schema).ok());
