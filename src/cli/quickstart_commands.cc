@@ -39,6 +39,11 @@ void AddQuickstartCommands(CLI::App& app, int& exit_code) {
   cmd->add_option("--schema-dir", o->schema_dir,
                   "libvirt RelaxNG schemas for the domain check (default: the shared test data)");
   cmd->add_option("--keys", o->keys, "TDX keys on the simulated node")->check(CLI::Range(1, 64))->capture_default_str();
+  cmd->add_option("--kubevirt-version", o->kubevirt_version,
+                  "KubeVirt release the simulated cluster runs: the report shows what tdxvirt adds "
+                  "and what it leaves to KubeVirt there")
+      ->check(CLI::IsMember({"1.6", "1.7", "1.8", "1.9"}))
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "print the report as JSON");
   cmd->add_flag("--verbose", o->verbose, "component logs to stderr (default: files under --dir/logs)");
   cmd->callback([&exit_code, o] {

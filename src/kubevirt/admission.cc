@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "kubevirt/prune.h"
+
 namespace tdxvirt::kubevirt {
 
 namespace {
@@ -311,11 +313,30 @@ ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewK
   return r;
 }
 
+Result<ReviewResult> PruneAndReview(const Json& object, const ClusterSettings& cs, ReviewKind kind,
+                                    const std::string& uid, const std::string& operation) {
+  std::vector<std::string> pruned;
+  Json kept = object;
+  if (auto kv = EffectiveKubevirtVersion(cs); kv.ok()) {
+    auto p = PruneForKubevirt(object, *kv, &pruned);
+    if (!p.ok()) return Error{p.error()};
+    kept = std::move(*p);
+  }
+  ReviewResult r = ReviewObject(kept, cs, kind, uid, operation);
+  for (const std::string& path : pruned)
+    r.warnings.push_back(path + ": KubeVirt " + r.kubevirt_version + "'s schema has no such "
+                         "field; the API server drops it before any webhook sees it (kubectl's "
+                         "strict validation refuses the object)");
+  r.pruned = std::move(pruned);
+  return r;
+}
+
 Result<ReviewResult> Review(std::string_view text, const ClusterSettings& cs, ReviewKind kind) {
   auto doc = ParseDocument(text, "manifest");
   if (!doc.ok()) return Error{doc.error()};
   if (!doc->is_object()) return Error{"manifest: expected a mapping with apiVersion and kind"};
-  if (StringField(*doc, "kind") != "AdmissionReview") return ReviewObject(*doc, cs, kind);  // CREATE
+  if (StringField(*doc, "kind") != "AdmissionReview")
+    return PruneAndReview(*doc, cs, kind, "", "CREATE");
   if (StringField(*doc, "apiVersion") != "admission.k8s.io/v1")
     return Error{"AdmissionReview: apiVersion must be admission.k8s.io/v1, got \"" +
                  (*doc)["apiVersion"].dump() + "\""};
@@ -332,7 +353,7 @@ Result<ReviewResult> Review(std::string_view text, const ClusterSettings& cs, Re
     return r;
   }
   if (!obj->is_object()) return Error{"AdmissionReview: request.object must be an object"};
-  return ReviewObject(*obj, cs, kind, uid->get<std::string>(), op);
+  return PruneAndReview(*obj, cs, kind, uid->get<std::string>(), op);
 }
 
 }  // namespace tdxvirt::kubevirt

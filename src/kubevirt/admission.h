@@ -42,7 +42,13 @@ bool SidecarNeeded(const TdxSettings& t, const kube::KubevirtVersion& kv, const 
 ReviewResult ReviewObject(const Json& object, const ClusterSettings& settings, ReviewKind kind,
                           const std::string& uid = "", const std::string& operation = "CREATE");
 
-// `text` is a manifest (YAML/JSON) or an AdmissionReview v1 request. Errors only for input that
+// ReviewObject after pruning `object` as release EffectiveKubevirtVersion(settings)'s API server
+// would (prune.h), so an offline answer is the live one; each pruned key is also a warning.
+Result<ReviewResult> PruneAndReview(const Json& object, const ClusterSettings& settings,
+                                    ReviewKind kind, const std::string& uid = "",
+                                    const std::string& operation = "CREATE");
+
+// `text` is a manifest (YAML/JSON) or an AdmissionReview v1 request, reviewed with PruneAndReview. Errors only for input that
 // does not parse; a denial is a result.
 Result<ReviewResult> Review(std::string_view text, const ClusterSettings& settings, ReviewKind kind);
 

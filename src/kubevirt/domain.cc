@@ -1,6 +1,7 @@
 #include "kubevirt/domain.h"
 
 #include "kubevirt/admission.h"
+#include "kubevirt/prune.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,6 +175,13 @@ HookScope HookScopeFor(const kube::KubevirtVersion& kv) {
   return kube::UpstreamTdxFor(kv).renders_domain ? HookScope::kLaunchSecurity : HookScope::kFull;
 }
 
+std::string TdvfPath(const ClusterSettings& cs, const kube::KubevirtVersion& kv, bool secure_boot) {
+  const kube::UpstreamTdx up = kube::UpstreamTdxFor(kv);
+  if (!up.renders_domain) return secure_boot ? cs.tdvf_secure_boot : cs.tdvf;
+  return std::string(up.qgs ? "/usr/share/edk2/ovmf/" : "/usr/share/OVMF/") +
+         (secure_boot ? "OVMF.inteltdx.secboot.fd" : "OVMF.inteltdx.fd");
+}
+
 namespace {
 
 void UpstreamTdxTo(pugi::xml_node dom, const kube::KubevirtVersion& kv, bool secure_boot,
@@ -185,8 +193,7 @@ void UpstreamTdxTo(pugi::xml_node dom, const kube::KubevirtVersion& kv, bool sec
   while (os.child("loader")) os.remove_child("loader");
   pugi::xml_node loader = os.child("type") ? os.insert_child_after("loader", os.child("type"))
                                            : os.append_child("loader");
-  const std::string dir = up.qgs ? "/usr/share/edk2/ovmf/" : "/usr/share/OVMF/";
-  loader.text().set((dir + (secure_boot ? "OVMF.inteltdx.secboot.fd" : "OVMF.inteltdx.fd")).c_str());
+  loader.text().set(TdvfPath(ClusterSettings{}, kv, secure_boot).c_str());
   SetAttr(loader, "readonly", "yes");
   // 1.7/1.8: secure follows secureBoot; 1.9 always writes "no" for TDX.
   SetAttr(loader, "secure", secure_boot && !up.secure_boot ? "yes" : "no");
@@ -354,7 +361,12 @@ Result<RenderResult> RenderDomain(const Json& manifest, const ClusterSettings& c
   auto kv = EffectiveKubevirtVersion(cs);
   if (!kv.ok()) return Error{"render: " + kv.error()};
   // As in a cluster: the object the API server keeps, completed by the mutating webhook.
-  ReviewResult admitted = ReviewObject(manifest, cs, ReviewKind::kMutate);
+  auto reviewed = PruneAndReview(manifest, cs, ReviewKind::kMutate);
+  if (!reviewed.ok()) return Error{"render: " + reviewed.error()};
+  const ReviewResult& admitted = *reviewed;
+  for (const std::string& p : admitted.pruned)
+    out.warnings.push_back(p + ": not in KubeVirt " + kv->Text() + "'s schema; left out, as the "
+                           "API server would");
   const Json& m = admitted.mutated;
   std::string kind = StringField(m, "kind");
   const Json* spec = nullptr;

@@ -39,6 +39,11 @@ Result<std::string> ApplyTdx(std::string_view domain_xml, const TdxSettings& tdx
 Result<std::string> ApplyUpstreamTdx(std::string_view domain_xml, const kube::KubevirtVersion& kv,
                                      bool secure_boot, const std::string& qgs_path);
 
+// The TDVF a TD of release `kv` boots: upstream's (from 1.7; its folder moved to edk2/ovmf in 1.9)
+// or, on 1.6, the settings' tdvf.plain / tdvf.secureBoot, which the full hook writes.
+std::string TdvfPath(const ClusterSettings& settings, const kube::KubevirtVersion& kv,
+                     bool secure_boot);
+
 struct RenderOptions {
   // Instancetypes and preferences the manifest refers to (their manifests).
   std::vector<Json> resources;

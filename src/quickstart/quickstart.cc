@@ -25,6 +25,7 @@
 #include "common/hex.h"
 #include "common/openssl.h"
 #include "guest/quote_provider.h"
+#include "kube/kubevirt_version.h"
 #include "kubevirt/admission.h"
 #include "kubevirt/document.h"
 #include "kubevirt/domain.h"
@@ -141,6 +142,8 @@ class Quickstart {
 
   // Step 1
   kubevirt::ClusterSettings settings_;
+  kube::KubevirtVersion kv_;
+  kube::UpstreamTdx upstream_;
   kubevirt::Json manifest_;
   std::string manifest_text_;
   fs::path qgs_socket_, firmware_path_, host_root_, plugin_dir_;
@@ -272,6 +275,9 @@ void Quickstart::StepPlatform() {
   // Cluster settings: TDX on (an alpha gate), QGS enforced; default paths.
   settings_.feature_gate = true;
   settings_.qgs_enforced = true;
+  settings_.kubevirt_version = o_.kubevirt_version;
+  kv_ = Must(kubevirt::EffectiveKubevirtVersion(settings_), "--kubevirt-version");
+  upstream_ = kube::UpstreamTdxFor(kv_);
 
   // Simulated platform: PKI shaped like Intel's, signed collateral.
   auto platform = Must(simulator::SimPlatform::Create(simulator::PlatformConfig{}), "simulated platform");
@@ -283,7 +289,7 @@ void Quickstart::StepPlatform() {
   // The node's filesystem is a tree under host_root_: paths in settings and domain XML are the
   // production ones (/usr/share/..., /var/run/tdx-qgs/...), resolved under it.
   host_root_ = dir_ / "node" / "host";
-  firmware_path_ = OnHost(settings_.tdvf);
+  firmware_path_ = OnHost(kubevirt::TdvfPath(settings_, kv_, false));
   fs::create_directories(firmware_path_.parent_path());
   Must(WriteFileAtomic(firmware_path_.string(), firmware_), "write firmware");
   mrtd_ = Must(simulator::ComputeMrtdOfFirmware(firmware_), "firmware MRTD");
@@ -389,9 +395,31 @@ void Quickstart::StepAdmission() {
     ops.push_back(op["op"].get<std::string>() + " " + op["path"].get<std::string>() +
                   (value.empty() ? "" : " " + value));
   }
-  // The patch must ask for one key of the node agent's resource.
-  Check(admission_.mutated.dump().find(settings_.key_resource) != std::string::npos,
-        "the admitted VM does not request " + settings_.key_resource);
+  // Up to 1.8 the patch asks for one key of the node agent's resource; 1.9 requests its own.
+  Check(upstream_.key_resource ==
+            (admission_.mutated.dump().find(settings_.key_resource) == std::string::npos),
+        upstream_.key_resource ? "the admitted VM requests " + settings_.key_resource +
+                                     " next to KubeVirt's own " + kube::kUpstreamKeyResource
+                               : "the admitted VM does not request " + settings_.key_resource);
+  // Who does what on this release: tdxvirt's part is the patch above and the hook.
+  Json upstream = Json::array(), ours = Json::array();
+  auto split = [&](bool theirs, const std::string& what) { (theirs ? upstream : ours).push_back(what); };
+  split(upstream_.tdx_field, "TDX request: " + std::string(upstream_.tdx_field
+                                 ? "spec.domain.launchSecurity.tdx"
+                                 : "annotation tdx.tdxvirt.io/enabled (1.6 has no tdx field)"));
+  split(upstream_.node_selector, "node selection: " + std::string(upstream_.node_selector
+                                     ? "kubevirt.io/tdx=true (virt-controller, virt-handler's label)"
+                                     : settings_.node_label + "=" + settings_.node_label_value));
+  split(upstream_.key_resource, "TDX key resource: " + std::string(upstream_.key_resource
+                                    ? kube::kUpstreamKeyResource : settings_.key_resource));
+  split(upstream_.qgs, "QGS socket mount and <quoteGenerationService>");
+  split(upstream_.renders_domain, "TD domain: <launchSecurity type='tdx'>, TDVF ROM, PMU off");
+  if (admission_.sidecar)
+    ours.push_back(std::string("hook sidecar: ") + (upstream_.renders_domain
+                       ? "launchSecurity children only (policy, MR values" +
+                             std::string(upstream_.qgs ? ", a VM's own QGS socket)" : ", QGS element)")
+                       : "the whole TD"));
+  report_["division"] = {{"kubevirt_version", kv_.Text()}, {"kubevirt", upstream}, {"tdxvirt", ours}};
   report_["admission"] = {{"allowed", true},
                           {"name", manifest_.contains("metadata") ? manifest_["metadata"].value("name", "") : ""},
                           {"kind", manifest_.value("kind", "")},
@@ -402,7 +430,10 @@ void Quickstart::StepAdmission() {
 // ---- 3. placement ------------------------------------------------------------------------------
 
 void Quickstart::StepPlacement() {
-  const std::string resource = settings_.key_resource;
+  // 1.9: KubeVirt's own device plugin counts the keys; the node agent's plugin stands in for it
+  // under upstream's resource name (both count misc.capacity and mount the QGS directory).
+  const std::string resource =
+      upstream_.key_resource ? std::string(kube::kUpstreamKeyResource) : settings_.key_resource;
   node::SimKubeletOptions ko;
   ko.dir = plugin_dir_.string();
   kubelet_ = std::make_unique<node::SimKubelet>(ko);
@@ -463,8 +494,10 @@ void Quickstart::StepDomain() {
   domain_xml_ = rendered.xml;
   WriteText(dir_ / "domain.xml", domain_xml_);
   // The hook applies the same function to KubeVirt's domain: applying it again changes nothing.
-  auto again = Must(kubevirt::ApplyTdx(domain_xml_, admission_.tdx), "hook");
-  Check(again == domain_xml_, "applying TDX to the rendered domain again changed it");
+  if (rendered.sidecar) {
+    auto again = Must(kubevirt::ApplyTdx(domain_xml_, admission_.tdx, kubevirt::HookScopeFor(kv_)), "hook");
+    Check(again == domain_xml_, "applying TDX to the rendered domain again changed it");
+  }
   Json schema = {{"checked", false}};
   if (!o_.schema_dir.empty()) {
     auto check = kubevirt::ValidateDomainXml(domain_xml_, o_.schema_dir);
@@ -531,7 +564,7 @@ void Quickstart::StepAttest() {
   td_domain_ = Must(simulator::ReadTdDomain(domain_xml_), "domain.xml");
   Check(OnHost(td_domain_.loader) == firmware_path_,
         "the domain boots " + td_domain_.loader + ", not the firmware the policy measured, " +
-            settings_.tdvf);
+            firmware_path_.string());
   Check(td_domain_.has_qgs, "the domain has no <quoteGenerationService>: the TD could not get quotes");
   Check(OnHost(td_domain_.qgs_path) == qgs_socket_,
         "the domain's QGS socket " + td_domain_.qgs_path + " is not the host's " + settings_.qgs_socket_path);
@@ -634,6 +667,15 @@ void Quickstart::PrintReport(std::ostream& out, bool ok) {
     out << "  VM               " << str(a["kind"]) << " " << str(a["name"]) << ": admitted, "
         << a["patch"].size() << " patch operations\n";
     for (const auto& op : a["patch"]) out << "                     " << str(op).substr(0, 150) << "\n";
+  }
+  if (report_.contains("division")) {
+    const auto& d = report_["division"];
+    out << "  KubeVirt " << str(d["kubevirt_version"]) << "     does:";
+    for (const auto& w : d["kubevirt"]) out << "\n                     " << str(w);
+    if (d["kubevirt"].empty()) out << " nothing for TDX";
+    out << "\n  tdxvirt adds:";
+    for (const auto& w : d["tdxvirt"]) out << "\n                     " << str(w);
+    out << "\n";
   }
   if (report_.contains("placement")) {
     const auto& p = report_["placement"];

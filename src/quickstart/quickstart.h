@@ -24,6 +24,9 @@ struct Options {
   std::string manifest;      // the TDX VirtualMachine (YAML/JSON)
   std::string schema_dir;    // libvirt RelaxNG schemas; "" = skip the schema check
   int keys = 2;              // TDX keys on the simulated node
+  // The KubeVirt release the cluster runs: what tdxvirt adds and what it leaves to KubeVirt
+  // differ (docs/kubevirt.md, "Division of labour"); the report shows which.
+  std::string kubevirt_version = "1.8";
   bool json = false;         // one JSON report on stdout instead of the readable one
   bool verbose = false;      // component logs to stderr (default: to files in dir)
 };

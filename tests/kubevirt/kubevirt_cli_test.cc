@@ -23,7 +23,8 @@ TEST(AdmissionCli, TheQuickstartVmIsAdmittedWithAPatch) {
   EXPECT_TRUE(Json::parse(patch.out).is_array());
 }
 
-// The project's examples ask for TDX both ways, so each is a TD on every release.
+// The project's examples ask for TDX both ways, so each is a TD on every release; on 1.6 the
+// review says the API server drops `tdx: {}`.
 TEST(AdmissionCli, EveryExampleManifestIsAdmittedOnEveryRelease) {
   for (const char* v : {"1.6", "1.7", "1.8", "1.9"}) {
     for (const char* f : {"vm-tdx.yaml", "vmi-tdx-vsock.yaml", "vmi-tdx-annotations.yaml"}) {
@@ -31,7 +32,13 @@ TEST(AdmissionCli, EveryExampleManifestIsAdmittedOnEveryRelease) {
                                "/tdxvirt-settings.yaml --kubevirt-version " + v;
       auto r = testing::RunTdxvirt("admission review " + args);
       EXPECT_EQ(r.exit_code, 0) << v << " " << f << ": " << r.err;
-      EXPECT_EQ(r.err.find("warning"), std::string::npos) << v << " " << f << ": " << r.err;
+      const std::string spec = std::string(f) == "vm-tdx.yaml" ? "spec.template.spec" : "spec";
+      EXPECT_EQ(r.err, std::string(v) == "1.6"
+                           ? "warning: " + spec + ".domain.launchSecurity.tdx: KubeVirt 1.6's "
+                             "schema has no such field; the API server drops it before any "
+                             "webhook sees it (kubectl's strict validation refuses the object)\n"
+                           : "")
+          << v << " " << f;
       auto d = testing::RunTdxvirt("render " + args + " --validate " + testing::SchemaDir());
       EXPECT_EQ(d.exit_code, 0) << v << " " << f << ": " << d.err;
       EXPECT_NE(d.out.find("<launchSecurity type=\"tdx\">"), std::string::npos) << v << " " << f;

@@ -175,7 +175,7 @@ TEST(PruneExamples, ProjectExamples) {
     LaunchSecurity(m)["tdx"] = TdxSettings();
     for (const KubevirtVersion& v : KnownVersions()) ExpectTdxPruned(m, v, name + " +settings");
   }
-  EXPECT_EQ(with_tdx, 2);  // vm-tdx.yaml (tdx: {}), vmi-tdx-vsock.yaml (QGS, MRCONFIGID)
+  EXPECT_EQ(with_tdx, 3);  // every project example asks with tdx: {} (and the 1.6 annotation)
 }
 
 TEST(PruneExamples, EmptyTdxStaysFrom17) {
