@@ -82,12 +82,18 @@ TEST_F(QuickstartE2E, EveryStepPasses) {
     EXPECT_NE(result_->err.find("[" + std::to_string(i) + "/6]"), std::string::npos) << result_->err;
 }
 
-TEST_F(QuickstartE2E, AdmissionPatchRequestsAKeyAndSelectsTdxNodes) {
+// The default release, KubeVirt 1.8: upstream selects TDX nodes; tdxvirt adds the key and hook.
+TEST_F(QuickstartE2E, AdmissionPatchRequestsAKeyAndLeavesNodeSelectionToKubevirt) {
   ASSERT_EQ(result_->exit_code, 0);
   std::string patch = (*report_)["admission"]["patch"].dump();
   EXPECT_NE(patch.find("tdxvirt.io/tdx-key"), std::string::npos) << patch;
-  EXPECT_NE(patch.find("/spec/template/spec/nodeSelector"), std::string::npos) << patch;
+  EXPECT_EQ(patch.find("/spec/template/spec/nodeSelector"), std::string::npos) << patch;
   EXPECT_NE(patch.find("hooks.kubevirt.io~1hookSidecars"), std::string::npos) << patch;
+  const auto& d = (*report_)["division"];
+  EXPECT_EQ(d["kubevirt_version"], "1.8");
+  EXPECT_NE(d["kubevirt"].dump().find("kubevirt.io/tdx=true"), std::string::npos) << d.dump();
+  EXPECT_NE(d["tdxvirt"].dump().find("TDX key resource: tdxvirt.io/tdx-key"), std::string::npos)
+      << d.dump();
 }
 
 TEST_F(QuickstartE2E, TheNPlusFirstTdFindsNoKey) {
@@ -122,7 +128,7 @@ TEST_F(QuickstartE2E, TokenCarriesTheOwnersValuesAndVerifiesIndependently) {
   EXPECT_EQ(a["tcb_status"], "UpToDate");
   EXPECT_EQ(a["is_debuggable"], false);
   // MRCONFIGID of examples/vm-tdx.yaml; MRTD of the firmware the run measured.
-  auto mrtd = RunTdxvirt("sim mrtd " + Run("node/host/usr/share/edk2/ovmf/OVMF.inteltdx.fd"));
+  auto mrtd = RunTdxvirt("sim mrtd " + Run("node/host/usr/share/OVMF/OVMF.inteltdx.fd"));
   ASSERT_EQ(mrtd.exit_code, 0) << mrtd.err;
   EXPECT_EQ(nlohmann::json::parse(mrtd.out)["mr_td"], a["mrtd"]);
 
