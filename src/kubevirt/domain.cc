@@ -361,9 +361,17 @@ Result<RenderResult> RenderDomain(const Json& manifest, const ClusterSettings& c
   auto kv = EffectiveKubevirtVersion(cs);
   if (!kv.ok()) return Error{"render: " + kv.error()};
   // As in a cluster: the object the API server keeps, completed by the mutating webhook.
-  auto reviewed = PruneAndReview(manifest, cs, ReviewKind::kMutate);
+  // The gate is the administrator's business; every other denial means no TD would start.
+  ClusterSettings gate_on = cs;
+  gate_on.feature_gate = true;
+  auto reviewed = PruneAndReview(manifest, gate_on, ReviewKind::kBoth);
   if (!reviewed.ok()) return Error{"render: " + reviewed.error()};
   const ReviewResult& admitted = *reviewed;
+  if (!admitted.allowed) {
+    std::string why;
+    for (const std::string& d : admitted.denials) why += (why.empty() ? "" : "; ") + d;
+    return Error{"render: admission would deny it: " + why};
+  }
   for (const std::string& p : admitted.pruned)
     out.warnings.push_back(p + ": not in KubeVirt " + kv->Text() + "'s schema; left out, as the "
                            "API server would");

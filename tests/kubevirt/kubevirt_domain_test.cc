@@ -63,6 +63,13 @@ TEST(Render, EveryVmAndVmiExampleWithTdxIsASchemaValidTd) {
     // 1.6: the hook writes the whole TD (the other releases: kubevirt_versions_test.cc).
     Json m = testing::WithTdxFor(testing::ReadManifest("kubevirt/examples/" + name), "1.6");
     auto r = RenderDomain(m, GateOn("1.6"), ro);
+    if (name == "vmi-windows.yaml") {  // SMM on: no TD can start, so no domain either
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error(), "render: admission would deny it: spec.domain.features.smm: TDX does "
+                           "not work along with SMM (QEMU: \"TDX VM doesn't support SMM\"); remove "
+                           "features.smm or set enabled: false");
+      continue;
+    }
     ASSERT_TRUE(r.ok()) << name << ": " << r.error();
     EXPECT_TRUE(r->is_tdx) << name;
     ExpectTd(r->xml, name);

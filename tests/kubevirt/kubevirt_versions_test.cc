@@ -223,65 +223,32 @@ TEST_P(Release, RepositoryExamples) {
       "2e2f30";
   const std::string mr_b64 = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8w";
 
-  {  // vm-tdx.yaml: launchSecurity.tdx plus an MRCONFIGID annotation.
-    SCOPED_TRACE("vm-tdx.yaml");
-    const Json in = PruneTdx(read("vm-tdx.yaml"), minor);
-    const ReviewResult r = ReviewObject(in, cs, ReviewKind::kBoth);
-    if (minor == 6) {  // `tdx` is pruned: not a TDX VM, and the MR annotation is a mistake
-      EXPECT_FALSE(r.is_tdx);
-      EXPECT_EQ(r.denials, std::vector<std::string>{
-                               "spec.template.metadata.annotations[tdx.tdxvirt.io/mrconfigid]: TDX "
-                               "settings given but the VM does not ask for TDX; add annotation "
-                               "tdx.tdxvirt.io/enabled: \"true\""});
-    } else {
-      ASSERT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
-      EXPECT_TRUE(r.sidecar);  // MR values: the hook on every release
-      Json ann = DefaultAnnotations();
-      ann[kAnnotationMrConfigId] = mr_b64;  // our canonical form of the user's hex
-      const Json want = ExpectedMutation(in, minor, true, ann);
-      EXPECT_EQ(Normalized(r.mutated), want) << Json::diff(want, Normalized(r.mutated)).dump();
-      ExpectNoUpstreamNames(in, r.mutated, "vm-tdx.yaml");
-    }
-  }
-  {  // vmi-tdx-annotations.yaml: the 1.6 form.
-    SCOPED_TRACE("vmi-tdx-annotations.yaml");
-    const Json in = read("vmi-tdx-annotations.yaml");
+  // Each asks for TDX both ways (tdx: {} and the 1.6 annotation) and carries MR values, so each
+  // is a TD with the hook on every release, pruned as the release's API server would.
+  struct Example {
+    const char* file;
+    const char* mr_annotation;
+    std::string mr_value;
+  };
+  const Example examples[] = {
+      {"vm-tdx.yaml", kAnnotationMrConfigId, mr_b64},
+      {"vmi-tdx-annotations.yaml", kAnnotationMrOwner, Base64Encode(Bytes(48, 0))},
+      {"vmi-tdx-vsock.yaml", kAnnotationMrConfigId, mr_b64}};
+  for (const Example& e : examples) {
+    SCOPED_TRACE(e.file);
+    const Json in = PruneTdx(read(e.file), minor);
     const ReviewResult r = ReviewObject(in, cs, ReviewKind::kBoth);
     EXPECT_TRUE(r.is_tdx);
-    if (minor == 6) {
-      ASSERT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
-      Json ann = DefaultAnnotations();
-      ann[kAnnotationMrOwner] = Base64Encode(Bytes(48, 0));
-      const Json want = ExpectedMutation(in, 6, true, ann);
-      EXPECT_EQ(Normalized(r.mutated), want) << Json::diff(want, Normalized(r.mutated)).dump();
-      ExpectNoUpstreamNames(in, r.mutated, "vmi-tdx-annotations.yaml");
-    } else {  // from 1.7 upstream acts on launchSecurity.tdx only; nothing is mutated then
-      EXPECT_FALSE(r.allowed);
-      EXPECT_EQ(r.denials,
-                (std::vector<std::string>{
-                    "metadata.annotations[tdx.tdxvirt.io/enabled]: KubeVirt 1." +
-                        std::to_string(minor) +
-                        " asks for TDX with spec.domain.launchSecurity.tdx: {} (it then selects "
-                        "TDX nodes and renders the trust domain); the annotation is for KubeVirt "
-                        "1.6, which has no tdx field; add tdx: {} and remove the annotation",
-                    "spec.domain.firmware.bootloader: TDX requires OVMF (UEFI); set bootloader: "
-                    "{efi: {secureBoot: false}} (the tdxvirt mutating webhook adds it)"}));
-    }
-  }
-  {  // vmi-tdx-vsock.yaml: its keys under tdx are pruned on every release.
-    SCOPED_TRACE("vmi-tdx-vsock.yaml");
-    const Json in = PruneTdx(read("vmi-tdx-vsock.yaml"), minor);
-    const ReviewResult r = ReviewObject(in, cs, ReviewKind::kBoth);
     ASSERT_TRUE(r.allowed) << ::testing::PrintToString(r.denials);
-    EXPECT_EQ(r.is_tdx, minor >= 7);
-    if (minor == 6) {
-      EXPECT_TRUE(r.patch.empty());
-    } else {
-      const Json want = ExpectedMutation(in, minor, minor <= 8, DefaultAnnotations());
-      EXPECT_EQ(Normalized(r.mutated), want) << Json::diff(want, Normalized(r.mutated)).dump();
-      ExpectNoUpstreamNames(in, r.mutated, "vmi-tdx-vsock.yaml");
-    }
+    EXPECT_TRUE(r.sidecar);  // MR values: the hook on every release
+    Json ann = DefaultAnnotations();
+    ann[e.mr_annotation] = e.mr_value;  // our canonical form of the user's value
+    if (std::string(e.file) == "vmi-tdx-vsock.yaml") ann[kAnnotationQgs] = "vsock:2:4050";
+    const Json want = ExpectedMutation(in, minor, true, ann);
+    EXPECT_EQ(Normalized(r.mutated), want) << Json::diff(want, Normalized(r.mutated)).dump();
+    ExpectNoUpstreamNames(in, r.mutated, e.file);
   }
+  (void)mr_hex;
 }
 
 // A VMI's spec is immutable after CREATE (vmi_spec_immutable): an UPDATE gets no patch, even when
@@ -474,7 +441,7 @@ TEST_P(Release, HookRoundTripOnUpstreamDomain) {
   // (a) Idempotent: virt-launcher may call the hook again on its own output.
   EXPECT_EQ(MustDefine(vmi, out, cs), out);
   // Without a named release the hook infers it from the domain and does the same.
-  ClusterSettings auto_cs = GateOn();
+  ClusterSettings auto_cs = GateOn("auto");
   EXPECT_EQ(MustDefine(vmi, in, auto_cs), out);
 
   // (b) Nothing outside the scope the release leaves to the hook changes.
@@ -708,21 +675,21 @@ TEST(KubevirtRelease1_9, OwnQgsSocketOutsideTheMountedDirectoryIsDenied) {
 // `launchSecurity.tdx` of examples/vm-tdx.yaml as a TDX request and admits it with a patch,
 // while a live 1.6 API server removes `tdx` before any webhook (not a TD, and the MR annotation is
 // then denied).
-TEST(KnownGaps, DISABLED_ReviewOfAFilePrunesTdxOnKubevirt1_6) {
+TEST(KnownGaps, ReviewOfAFilePrunesTdxOnKubevirt1_6) {
   std::ifstream f(std::string(TDXVIRT_SOURCE_DIR) + "/examples/vm-tdx.yaml");
   std::stringstream text;
   text << f.rdbuf();
   auto r = Review(text.str(), SettingsFor(6), ReviewKind::kBoth);
   ASSERT_TRUE(r.ok()) << r.error();
-  EXPECT_FALSE(r->is_tdx);
   EXPECT_EQ(r->pruned, std::vector<std::string>{"spec.template.spec.domain.launchSecurity.tdx"});
-  EXPECT_FALSE(r->allowed);
+  EXPECT_TRUE(r->is_tdx);  // by its annotation tdx.tdxvirt.io/enabled, the 1.6 way
+  EXPECT_TRUE(r->allowed) << ::testing::PrintToString(r->denials);
 }
 
 // RenderDomain renders a manifest that admission denies, silently: a TDX VMI with features.smm on
 // 1.7..1.9 comes out as <launchSecurity type='tdx'> next to <smm/>, a domain QEMU refuses ("TDX VM
 // doesn't support SMM"), with exit code 0 and no warning from `tdxvirt render`.
-TEST(KnownGaps, DISABLED_RenderDoesNotSilentlyRenderADeniedTd) {
+TEST(KnownGaps, RenderDoesNotSilentlyRenderADeniedTd) {
   const Json win = AskTdx(ReadManifest("kubevirt/examples/vmi-windows.yaml"), 9);
   ASSERT_FALSE(ReviewObject(win, SettingsFor(9), ReviewKind::kBoth).allowed);
   auto r = RenderDomain(win, SettingsFor(9));
