@@ -479,7 +479,8 @@ TEST_P(Release, HookRoundTripOnUpstreamDomain) {
             1);
   EXPECT_STREQ(ls.child("quoteGenerationService").attribute("path").value(), kClusterQgs);
   if (minor == 6) {  // the full TD (ApplyTdx, HookScope::kFull)
-    pugi::xml_node dom = Parse(out).document_element();
+    pugi::xml_document td = Parse(out);
+    pugi::xml_node dom = td.document_element();
     pugi::xml_node loader = dom.child("os").child("loader");
     EXPECT_STREQ(loader.child_value(), kDefaultTdvf);
     EXPECT_STREQ(loader.attribute("type").value(), "rom");
@@ -500,7 +501,8 @@ TEST_P(Release, HookRoundTripOnUpstreamDomain) {
   // with its policy, and from 1.9 the QGS element survives.
   const std::string back = ReparseAsKubevirt(out, minor);
   EXPECT_FALSE(SmmOnAfterReparse(out, minor));
-  pugi::xml_node ls_back = Parse(back).document_element().child("launchSecurity");
+  pugi::xml_document reparsed = Parse(back);
+  pugi::xml_node ls_back = reparsed.document_element().child("launchSecurity");
   EXPECT_STREQ(ls_back.attribute("type").value(), "tdx");
   EXPECT_STREQ(ls_back.child_value("policy"), kPolicy);
   EXPECT_EQ(bool(ls_back.child("quoteGenerationService")), minor >= 9);
@@ -508,7 +510,8 @@ TEST_P(Release, HookRoundTripOnUpstreamDomain) {
 
   // (d) Never <smm state=...>, in any form.
   EXPECT_EQ(out.find("<smm state"), std::string::npos);
-  for (pugi::xml_node smm : Parse(out).document_element().child("features").children("smm"))
+  pugi::xml_document outdoc = Parse(out);
+  for (pugi::xml_node smm : outdoc.document_element().child("features").children("smm"))
     EXPECT_FALSE(smm.first_attribute()) << Canonical(smm);
 }
 
@@ -601,7 +604,8 @@ TEST_P(Release, RenderedDomainIsATdOnEveryExample) {
   auto r = RenderDomain(vs, cs, opts);
   ASSERT_TRUE(r.ok()) << r.error();
   ExpectTdDomain(r->xml, minor, r->sidecar, true, "vsock QGS");
-  EXPECT_TRUE(Parse(r->xml).document_element().child("devices").child("vsock"));
+  pugi::xml_document vsdoc = Parse(r->xml);
+  EXPECT_TRUE(vsdoc.document_element().child("devices").child("vsock"));
 }
 
 INSTANTIATE_TEST_SUITE_P(KubevirtReleases, Release, ::testing::Values(6, 7, 8, 9), ReleaseName);
@@ -627,7 +631,8 @@ TEST(KubevirtRelease1_9, OwnQgsSocketInsideTheMountedDirectoryAttachesTheSidecar
   Json launched = r.mutated;
   launched["metadata"]["annotations"][kube::kUpstreamQgsAnnotation] = kClusterQgs;
   const std::string out = MustDefine(launched, UpstreamDomain(9), cs);
-  pugi::xml_node ls = Parse(out).document_element().child("launchSecurity");
+  pugi::xml_document outdoc = Parse(out);
+  pugi::xml_node ls = outdoc.document_element().child("launchSecurity");
   const auto qgs = ls.children("quoteGenerationService");
   EXPECT_EQ(std::distance(qgs.begin(), qgs.end()), 1);
   EXPECT_STREQ(ls.child("quoteGenerationService").attribute("path").value(),
