@@ -86,7 +86,13 @@ class FakeKubeApi {
     server_.Get("/apis/kubevirt.io/v1/kubevirts", [this](const httplib::Request& req, httplib::Response& res) {
       if (Answer(req, res)) return;
       std::lock_guard lock(mu_);
-      res.set_content(kubevirts_.dump(), "application/json");
+      if (!chunked_) return res.set_content(kubevirts_.dump(), "application/json");
+      // No Content-Length: the client learns the size only while reading.
+      res.set_chunked_content_provider("application/json", [body = kubevirts_.dump()](size_t, httplib::DataSink& sink) {
+        sink.write(body.data(), body.size());
+        sink.done();
+        return true;
+      });
     });
     server_.Post(R"(/api/v1/namespaces/([^/]+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
       if (Answer(req, res)) return;
@@ -105,6 +111,10 @@ class FakeKubeApi {
   void Fail(std::vector<int> statuses) {
     std::lock_guard lock(mu_);
     statuses_ = std::move(statuses);
+  }
+  void SetChunked(bool on) {
+    std::lock_guard lock(mu_);
+    chunked_ = on;
   }
   void SetKubevirtList(nlohmann::json list) {
     std::lock_guard lock(mu_);
@@ -189,6 +199,7 @@ class FakeKubeApi {
   std::vector<SeenRequest> seen_;
   nlohmann::json kubevirts_ = KubevirtList("v1.9.0");
   std::map<std::string, std::string> node_labels_;
+  bool chunked_ = false;
 };
 
 }  // namespace tdxvirt::testing

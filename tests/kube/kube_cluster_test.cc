@@ -135,6 +135,14 @@ TEST_F(KubeApi, AResponseOverTheLimitIsRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error(), "GET /apis/kubevirt.io/v1/kubevirts: response over 512 bytes");
   EXPECT_EQ(api_.seen().size(), 1u);  // not retried
+
+  // Without a Content-Length the limit holds while reading.
+  api_.SetChunked(true);
+  r = GetJson(config_, kKubevirtListPath);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), "GET /apis/kubevirt.io/v1/kubevirts: response over 512 bytes");
+  config_.max_response = 1 << 20;
+  EXPECT_TRUE(GetJson(config_, kKubevirtListPath).ok());  // and a chunked body reads whole
 }
 
 TEST_F(KubeApi, PostAndPatchCarryTheirContentTypes) {
