@@ -85,7 +85,7 @@ mkdir -p "$work/plugins"
 start sim-kubelet "$work/kubelet.log" -- sh -c 'exec "$0" node sim-kubelet --dir "$1" >"$2"' "$bin" "$work/plugins" "$work/kubelet.out"
 p=$(free_port)
 start node-agent "$work/node.log" -- "$bin" serve node-agent --host-root "$work/host" \
-  --device-plugin-dir "$work/plugins" --listen "127.0.0.1:$p"
+  --device-plugin-dir "$work/plugins" --listen "127.0.0.1:$p" --kubevirt-version 1.8
 wait_port "$p" "$last_pid"
 targets+=("{\"name\":\"node-agent\",\"port\":$p,\"pid\":$last_pid,\"probe\":\"/healthz\",\"post\":\"/healthz\",\"header_timeout\":10}")
 

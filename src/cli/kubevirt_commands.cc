@@ -4,10 +4,14 @@
 #include <signal.h>
 
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "cli/commands.h"
 #include "common/file.h"
+#include "common/log.h"
+#include "kube/client.h"
+#include "kube/cluster.h"
 #include "kubevirt/admission.h"
 #include "kubevirt/domain.h"
 #include "kubevirt/hook.h"
@@ -184,12 +188,59 @@ int RunServeHook(const ServeHookOpts& o) {
 
 struct ServeWebhookOpts {
   std::string cert, key, listen = "0.0.0.0:8443", settings;
+  std::string api_server, token_file, ca_file;  // instead of the in-cluster config (tests, dev)
+  int cluster_interval_s = 30;
 };
+
+// Reading the KubeVirt CR: needed for "kubevirtVersion: auto", and for the CR's QGS path when
+// available. No API access with auto is not fatal: /readyz then says why and how to fix it.
+Result<std::optional<kube::KubeApiConfig>> WebhookApiConfig(const ServeWebhookOpts& o) {
+  if (!o.api_server.empty()) {
+    if (o.token_file.empty() || o.ca_file.empty())
+      return Error{"--kube-api-server needs --kube-token-file and --kube-ca-file"};
+    kube::KubeApiConfig c;
+    c.server = o.api_server;
+    c.token_file = o.token_file;
+    c.ca_file = o.ca_file;
+    return std::optional<kube::KubeApiConfig>(c);
+  }
+  auto c = kube::InClusterConfig(kube::kServiceAccountDir,
+                                 "pass --kube-api-server/--kube-token-file/--kube-ca-file, or "
+                                 "name kubevirtVersion (1.6..1.9) in the settings");
+  if (!c.ok()) return Error{c.error()};
+  return std::optional<kube::KubeApiConfig>(*c);
+}
 
 int RunServeWebhook(const ServeWebhookOpts& o) {
   auto cs = kubevirt::LoadClusterSettings(o.settings);
   if (!cs.ok()) return InputError(cs.error());
+  if (o.cluster_interval_s < 1 || o.cluster_interval_s > 86400)
+    return InputError("--kubevirt-cr-interval must be 1..86400 seconds");
+  auto api = WebhookApiConfig(o);
+  if (!api.ok() && !o.api_server.empty()) return InputError(api.error());
+  const bool auto_version = cs->kubevirt_version == "auto";
+  std::unique_ptr<kube::ClusterWatcher> watcher;
   kubevirt::WebhookOptions wo;
+  if (api.ok()) {
+    api->value().user_agent = "tdxvirt-kubevirt-webhook";
+    watcher = std::make_unique<kube::ClusterWatcher>(
+        **api, std::chrono::seconds(o.cluster_interval_s),
+        [](const kube::KubevirtCluster& now, const std::optional<kube::KubevirtCluster>& before) {
+          auto j = LogRecord("info", "kubevirt-webhook", "kubevirt_cluster");
+          j["version"] = now.observed_version;
+          if (before) j["previous_version"] = before->observed_version;
+          j["qgs_socket_path"] = now.qgs_socket_path ? *now.qgs_socket_path : "";
+          j["tdx_gate"] = now.tdx_gate;
+          LogToStderr(LogLine(j));
+        });
+    kube::ClusterWatcher* w = watcher.get();
+    wo.cluster = [w] { return kubevirt::ObservedCluster{w->last(), w->last_error()}; };
+  } else if (auto_version) {
+    std::string why = "no Kubernetes API access to read the KubeVirt CR: " + api.error();
+    LogToStderr(LogLine("warn", "kubevirt-webhook", "kubevirt_version_unknown", why));
+    wo.cluster = [why] { return kubevirt::ObservedCluster{std::nullopt, why}; };
+  }
+  wo.cert_file = o.cert;
   wo.cert_file = o.cert;
   wo.key_file = o.key;
   auto listen = ParseListen(o.listen);
@@ -199,9 +250,11 @@ int RunServeWebhook(const ServeWebhookOpts& o) {
   kubevirt::WebhookServer server(*cs, wo);
   auto port = server.Start();
   if (!port.ok()) return InputError(port.error());
+  if (watcher) watcher->Start();
   int sig = 0;
   sigwait(&stop, &sig);
   server.Stop();
+  if (watcher) watcher->Stop();
   return kExitOk;
 }
 
@@ -283,6 +336,13 @@ void AddKubevirtCommands(CLI::App& app, int& exit_code) {
   swc->add_option("--tls-key", sw->key, "PEM private key (tls.key)")->required();
   swc->add_option("--listen", sw->listen, "HOST:PORT (default 0.0.0.0:8443; port 0 picks one)");
   swc->add_option("--settings", sw->settings, settings_help);
+  swc->add_option("--kube-api-server", sw->api_server,
+                  "API server URL instead of the in-cluster config (with the next two); used to "
+                  "read the KubeVirt CR (kubevirtVersion: auto, its qgsSocketPath)");
+  swc->add_option("--kube-token-file", sw->token_file, "bearer token file (with --kube-api-server)");
+  swc->add_option("--kube-ca-file", sw->ca_file, "CA bundle of the API server (with --kube-api-server)");
+  swc->add_option("--kubevirt-cr-interval", sw->cluster_interval_s,
+                  "seconds between reads of the KubeVirt CR (default 30)");
   swc->callback([sw, &exit_code] { exit_code = RunServeWebhook(*sw); });
 }
 

@@ -16,8 +16,12 @@
 #include "cli/commands.h"
 #include "http/server.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "node/device_plugin.h"
 #include "node/host.h"
+#include "kube/cluster.h"
+#include "kube/kubevirt_version.h"
+#include "node/kubevirt_mode.h"
 #include "node/labels.h"
 #include "node/sim_kubelet.h"
 
@@ -58,6 +62,7 @@ struct KubeFlags {
   std::string node_name;
   std::string api_server, token_file, ca_file;  // override the in-cluster config (tests, dev)
   bool kubevirt_label = false;
+  std::string kubevirt_version = "auto";
 };
 
 void AddLabelFlags(CLI::App* cmd, KubeFlags& k) {
@@ -72,7 +77,12 @@ void AddLabelFlags(CLI::App* cmd, KubeFlags& k) {
   cmd->add_option("--kube-token-file", k.token_file, "bearer token file (with --kube-api-server)");
   cmd->add_option("--kube-ca-file", k.ca_file, "CA bundle of the API server (with --kube-api-server)");
   cmd->add_flag("--kubevirt-label", k.kubevirt_label,
-                "also set kubevirt.io/tdx=true (the label KubeVirt's TD pods select on)");
+                "also set kubevirt.io/tdx=true (the label KubeVirt's TD pods select on); KubeVirt "
+                "1.6 only: from 1.7 virt-handler owns it and the flag is ignored");
+  cmd->add_option("--kubevirt-version", k.kubevirt_version,
+                  "KubeVirt release: auto (default; reads the KubeVirt CR through the API: "
+                  "in-cluster or --kube-api-server) or 1.6, 1.7, 1.8, 1.9. From 1.9 no device "
+                  "plugin runs (KubeVirt's devices.kubevirt.io/tdx counts the keys)");
 }
 
 // Where labels go, checked before anything runs.
@@ -80,13 +90,11 @@ struct LabelSink {
   std::string nfd_dir;
   std::optional<KubeApiConfig> api;
   std::string node;
-  LabelOptions options;
 };
 
 Result<LabelSink> MakeSink(const KubeFlags& k, bool required) {
   LabelSink s;
   s.nfd_dir = k.nfd_dir;
-  s.options.kubevirt_label = k.kubevirt_label;
   bool api = k.kube_labels || !k.api_server.empty();
   if (api) {
     s.node = k.node_name;
@@ -104,7 +112,7 @@ Result<LabelSink> MakeSink(const KubeFlags& k, bool required) {
       c.ca_file = k.ca_file;
       s.api = c;
     } else {
-      auto c = InClusterConfig();
+      auto c = InClusterConfig(kServiceAccountDir, "use --nfd-dir, or run in-cluster");
       if (!c.ok()) return Error{"--kube-labels: " + c.error()};
       s.api = *c;
     }
@@ -112,6 +120,39 @@ Result<LabelSink> MakeSink(const KubeFlags& k, bool required) {
   if (required && s.nfd_dir.empty() && !s.api)
     return Error{"say where labels go: --nfd-dir DIR and/or --kube-labels"};
   return s;
+}
+
+// Which KubeVirt release to act for: named, or read from the KubeVirt CR (auto).
+struct VersionSource {
+  std::optional<kube::KubevirtVersion> fixed;
+  std::optional<KubeApiConfig> api;  // auto: where the CR is read
+};
+
+Result<VersionSource> MakeVersionSource(const KubeFlags& k, const LabelSink& sink) {
+  VersionSource v;
+  if (k.kubevirt_version != "auto") {
+    auto parsed = ParseExplicitKubevirtVersion(k.kubevirt_version);
+    if (!parsed.ok()) return Error{parsed.error()};
+    v.fixed = *parsed;
+    return v;
+  }
+  if (sink.api) {
+    v.api = *sink.api;
+    return v;
+  }
+  auto c = InClusterConfig(kServiceAccountDir,
+                           "run in-cluster with a ServiceAccount, pass --kube-api-server/"
+                           "--kube-token-file/--kube-ca-file, or name the release: "
+                           "--kubevirt-version 1.6|1.7|1.8|1.9");
+  if (!c.ok()) return Error{"--kubevirt-version auto reads the KubeVirt CR through the Kubernetes "
+                            "API: " + c.error()};
+  v.api = *c;
+  return v;
+}
+
+std::string KubevirtLabelIgnored(const AgentMode& m) {
+  return "virt-handler owns " + std::string(kKubevirtTdxLabel) + " from KubeVirt 1.7 (this is " +
+         m.version.Text() + "): --kubevirt-label is ignored and the agent never writes it";
 }
 
 Status Publish(const LabelSink& sink, const LabelSet& labels) {
@@ -142,8 +183,25 @@ int RunLabel(const DetectFlags& f, const KubeFlags& k) {
   if (Status s = CheckRoot(f.root); !s.ok()) return InputError("--root: " + s.error());
   auto sink = MakeSink(k, true);
   if (!sink.ok()) return InputError(sink.error());
+  auto source = MakeVersionSource(k, *sink);
+  if (!source.ok()) return InputError(source.error());
+  kube::KubevirtVersion version;
+  if (source->fixed) {
+    version = *source->fixed;
+  } else {
+    auto c = kube::FetchKubevirtCluster(*source->api);
+    auto v = c.ok() ? kube::ParseKubevirtVersion(c->observed_version)
+                    : Result<kube::KubevirtVersion>(Error{c.error()});
+    if (!v.ok()) {
+      std::cerr << "tdxvirt: error: reading the KubeVirt version: " << v.error() << "\n";
+      return kExitNegative;
+    }
+    version = *v;
+  }
+  AgentMode mode = AgentModeFor(version, k.kubevirt_label);
+  if (mode.kubevirt_label_refused) std::cerr << "warning: " << KubevirtLabelIgnored(mode) << "\n";
   TdxDetection d = DetectTdx(f.root, ToOptions(f));
-  LabelSet labels = NodeLabels(d, sink->options);
+  LabelSet labels = NodeLabels(d, LabelOptionsFor(mode));
   if (Status s = Publish(*sink, labels); !s.ok()) {
     std::cerr << "tdxvirt: error: publishing labels: " << s.error() << "\n";
     return kExitNegative;
@@ -151,6 +209,8 @@ int RunLabel(const DetectFlags& f, const KubeFlags& k) {
   nlohmann::ordered_json j;
   j["labels"] = LabelsJson(labels);
   j["summary"] = d.summary;
+  j["kubevirt_version"] = version.Text();
+  j["mode"] = mode.Name();
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return kExitOk;
 }
@@ -191,14 +251,47 @@ struct AgentFlags {
   std::string listen;
 };
 
+// The agent's state shared by its loop, the HTTP probes and the signal thread.
+struct AgentState {
+  std::mutex mu;
+  std::condition_variable wake;
+  uint64_t wakes = 0;
+  std::optional<AgentMode> mode;        // nullopt: the KubeVirt version is not known yet
+  std::shared_ptr<DevicePlugin> plugin;  // set while the mode runs the device plugin
+  std::string plugin_error;             // why the mode's plugin is not running
+  bool keys_known = false;
+  int64_t keys_used_outside = 0;
+  bool labels_ok = true;
+  std::string labels_error;
+  uint64_t label_publishes = 0, label_errors = 0, events = 0, event_errors = 0, mode_changes = 0;
+
+  std::shared_ptr<DevicePlugin> Plugin() {
+    std::lock_guard lock(mu);
+    return plugin;
+  }
+  void Wake() {
+    std::shared_ptr<DevicePlugin> p;
+    {
+      std::lock_guard lock(mu);
+      ++wakes;
+      p = plugin;
+    }
+    wake.notify_all();
+    if (p) p->WakeWaiters();
+  }
+};
+
 int RunAgent(const AgentFlags& f) {
   if (Status s = CheckRoot(f.detect.root); !s.ok()) return InputError("--host-root: " + s.error());
   if (f.poll_ms < 10 || f.poll_ms > 3600000)
     return InputError("--poll-interval must be 10..3600000 milliseconds");
   if (f.label_interval_s < 1 || f.label_interval_s > 86400)
     return InputError("--label-interval must be 1..86400 seconds");
+  if (Status s = ValidateResourceName(f.resource); !s.ok()) return InputError(s.error());
   auto sink = MakeSink(f.kube, false);
   if (!sink.ok()) return InputError(sink.error());
+  auto source = MakeVersionSource(f.kube, *sink);
+  if (!source.ok()) return InputError(source.error());
   std::optional<std::pair<std::string, int>> listen;
   if (!f.listen.empty()) {
     auto l = ParseListen(f.listen);
@@ -216,19 +309,81 @@ int RunAgent(const AgentFlags& f) {
   po.attestation_enforced = f.enforced;
   po.kubepods_cgroup = f.detect.kubepods_cgroup;
   po.poll_interval = std::chrono::milliseconds(f.poll_ms);
-  DevicePlugin plugin(po);
-  if (Status s = plugin.Start(); !s.ok()) return InputError(s.error());
+
+  AgentState st;
+  auto log = [](const std::string& level, const std::string& event, const std::string& detail) {
+    LogToStderr(LogLine(level, "node-agent", event, detail));
+  };
+
+  // Switches to `want`: the device plugin runs only where KubeVirt has no key resource (<= 1.8).
+  auto apply_mode = [&](const std::optional<AgentMode>& want) -> Status {
+    std::shared_ptr<DevicePlugin> old;
+    bool need_plugin = false;
+    {
+      std::lock_guard lock(st.mu);
+      bool same = st.mode == want;
+      need_plugin = want && want->device_plugin && !st.plugin;
+      if (same && !need_plugin) return OkStatus();
+      if (!same) {
+        log("info", "kubevirt_mode",
+            want ? "KubeVirt " + want->version.Text() + ": " + want->Name() +
+                       (st.mode ? " (was KubeVirt " + st.mode->version.Text() + ": " + st.mode->Name() + ")" : "")
+                 : "KubeVirt version unknown");
+        if (want && want->kubevirt_label_refused) log("warn", "kubevirt_label_ignored", KubevirtLabelIgnored(*want));
+        if (want && want->report_keys_outside)
+          log("info", "device_plugin_off",
+              std::string(kube::kUpstreamKeyResource) + " (KubeVirt's device plugin) counts the "
+              "keys and mounts the QGS directory; reporting keys used outside Kubernetes instead");
+        ++st.mode_changes;
+        st.mode = want;
+      }
+      if (st.plugin && !(want && want->device_plugin)) old = std::move(st.plugin);
+    }
+    if (old) old->Stop();
+    if (!need_plugin) return OkStatus();
+    auto plugin = std::make_shared<DevicePlugin>(po);
+    Status s = plugin->Start();
+    std::lock_guard lock(st.mu);
+    if (!s.ok()) {
+      st.plugin_error = s.error();
+      return s;
+    }
+    st.plugin = plugin;
+    st.plugin_error.clear();
+    return OkStatus();
+  };
+
+  std::unique_ptr<kube::ClusterWatcher> watcher;
+  if (source->fixed) {
+    if (Status s = apply_mode(AgentModeFor(*source->fixed, f.kube.kubevirt_label)); !s.ok())
+      return InputError(s.error());
+  } else {
+    KubeApiConfig c = *source->api;
+    c.user_agent = "tdxvirt-node-agent";
+    watcher = std::make_unique<kube::ClusterWatcher>(
+        c, std::chrono::seconds(f.label_interval_s),
+        [&st](const kube::KubevirtCluster&, const std::optional<kube::KubevirtCluster>&) { st.Wake(); });
+  }
 
   std::atomic<bool> stop{false};
-  std::atomic<uint64_t> label_publishes{0}, label_errors{0};
   std::thread signals([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     stop = true;
     LogToStderr(LogLine("info", "node-agent", "signal",
                         std::string(sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": stopping"));
-    plugin.WakeWaiters();
+    st.Wake();
   });
+  auto stop_all = [&] {
+    if (watcher) watcher->Stop();
+    signals.join();
+    std::shared_ptr<DevicePlugin> p;
+    {
+      std::lock_guard lock(st.mu);
+      p = std::move(st.plugin);
+    }
+    if (p) p->Stop();
+  };
 
   std::unique_ptr<http::Server> http;
   if (listen) {
@@ -244,24 +399,58 @@ int RunAgent(const AgentFlags& f) {
       routes.push_back(std::move(r));
     };
     probe("/healthz", [](const Req&, Res& res) { res.Set(200, "ok\n", "text/plain"); });
+    // Ready means: the release is known and what its mode runs works.
     probe("/readyz", [&](const Req&, Res& res) {
-      PluginState s = plugin.state();
-      bool ready = s.serving && s.registered;
-      res.Set(ready ? 200 : 503,
-              ready ? "ready\n"
-                    : std::string("not ready: ") +
-                          (s.serving ? "not registered with kubelet" : "not serving") +
-                          (s.last_error.empty() ? "" : " (" + s.last_error + ")") + "\n",
+      std::unique_lock lock(st.mu);
+      auto not_ready = [&](const std::string& why) { res.Set(503, "not ready: " + why + "\n", "text/plain"); };
+      if (!st.mode) {
+        lock.unlock();
+        return not_ready("KubeVirt version unknown: " +
+                         (watcher ? watcher->last_error() : std::string("not read yet")));
+      }
+      AgentMode mode = *st.mode;
+      std::string prefix = "KubeVirt " + mode.version.Text() + ": ";
+      if (mode.device_plugin) {
+        auto plugin = st.plugin;
+        std::string perr = st.plugin_error;
+        lock.unlock();
+        if (!plugin) return not_ready(prefix + "device plugin not running (" + perr + ")");
+        PluginState s = plugin->state();
+        if (!(s.serving && s.registered))
+          return not_ready(prefix + (s.serving ? "not registered with kubelet" : "not serving") +
+                           (s.last_error.empty() ? "" : " (" + s.last_error + ")"));
+        return res.Set(200, "ready: " + prefix + "device plugin " + f.resource + " registered\n",
+                       "text/plain");
+      }
+      if (!st.labels_ok) return not_ready(prefix + "publishing labels failed: " + st.labels_error);
+      res.Set(200, "ready: " + prefix + kube::kUpstreamKeyResource +
+                       " counts the keys; reporting keys used outside Kubernetes\n",
               "text/plain");
     });
     probe("/metrics", [&](const Req&, Res& res) {
-      std::string m = RenderMetrics(plugin.state(), f.resource);
-      m += "# HELP tdxvirt_node_label_publishes_total Label sets published.\n"
-           "# TYPE tdxvirt_node_label_publishes_total counter\n"
-           "tdxvirt_node_label_publishes_total " + std::to_string(label_publishes.load()) + "\n";
-      m += "# HELP tdxvirt_node_label_errors_total Failed label publications.\n"
-           "# TYPE tdxvirt_node_label_errors_total counter\n"
-           "tdxvirt_node_label_errors_total " + std::to_string(label_errors.load()) + "\n";
+      std::string m;
+      if (auto plugin = st.Plugin()) m += RenderMetrics(plugin->state(), f.resource);
+      std::lock_guard lock(st.mu);
+      auto counter = [&](const std::string& name, const std::string& help, const std::string& type,
+                         const std::string& labels, uint64_t v) {
+        m += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + labels +
+             " " + std::to_string(v) + "\n";
+      };
+      if (st.mode)
+        counter("tdxvirt_node_kubevirt_info", "The KubeVirt release the agent acts for, and its mode.",
+                "gauge", "{version=\"" + st.mode->version.Text() + "\",mode=\"" + st.mode->Name() + "\"}", 1);
+      if (st.keys_known)
+        counter("tdxvirt_node_tdx_keys_used_outside", "TDX keys held by TDs outside Kubernetes.",
+                "gauge", "", uint64_t(st.keys_used_outside));
+      counter("tdxvirt_node_kubevirt_mode_changes_total", "Switches of the KubeVirt mode.", "counter", "",
+              st.mode_changes);
+      counter("tdxvirt_node_label_publishes_total", "Label sets published.", "counter", "",
+              st.label_publishes);
+      counter("tdxvirt_node_label_errors_total", "Failed label publications.", "counter", "",
+              st.label_errors);
+      counter("tdxvirt_node_events_total", "Events posted on the Node.", "counter", "", st.events);
+      counter("tdxvirt_node_event_errors_total", "Events that could not be posted.", "counter", "",
+              st.event_errors);
       if (http) m += http::StatsText(http->stats(), "tdxvirt_node");
       res.Set(200, m, "text/plain; version=0.0.4");
     });
@@ -281,40 +470,95 @@ int RunAgent(const AgentFlags& f) {
     if (!port.ok()) {
       stop = true;
       pthread_kill(signals.native_handle(), SIGTERM);
-      signals.join();
-      plugin.Stop();
+      stop_all();
       return InputError("--listen " + f.listen + ": " + port.error());
     }
     http = std::move(*server);
     LogToStderr(LogLine("info", "node-agent", "http_listening",
                         listen->first + ":" + std::to_string(*port) + " (/healthz /readyz /metrics)"));
   }
+  if (watcher) watcher->Start();
 
-  // Labels follow the host: re-derived when the devices change and every label interval, and
-  // published only when they differ from what was last published.
+  // Each round: the mode (auto: from the watcher's last good read), then the labels, re-derived
+  // when the devices change and every label interval and published only when they differ from
+  // what was last published; on 1.9+ an Event when the keys used outside change to non-zero.
   std::optional<LabelSet> published;
+  std::optional<int64_t> reported_outside;
   bool labels_wanted = !sink->nfd_dir.empty() || sink->api;
   uint64_t gen = 0;
   while (!stop) {
-    if (labels_wanted) {
-      LabelSet labels = NodeLabels(DetectTdx(f.detect.root, ToOptions(f.detect)), sink->options);
-      if (!published || *published != labels) {
-        if (Status s = Publish(*sink, labels); s.ok()) {
+    std::optional<AgentMode> want;
+    if (source->fixed) {
+      want = AgentModeFor(*source->fixed, f.kube.kubevirt_label);
+    } else if (auto c = watcher->last()) {
+      if (auto v = kube::ParseKubevirtVersion(c->observed_version); v.ok())
+        want = AgentModeFor(*v, f.kube.kubevirt_label);
+    }
+    if (Status s = apply_mode(want); !s.ok()) log("error", "device_plugin_start", s.error());
+
+    if (want) {
+      TdxDetection d = DetectTdx(f.detect.root, ToOptions(f.detect));
+      {
+        std::lock_guard lock(st.mu);
+        st.keys_known = d.keys_known;
+        st.keys_used_outside = d.keys_known ? d.keys.used_outside() : 0;
+      }
+      LabelSet labels = NodeLabels(d, LabelOptionsFor(*want));
+      if (labels_wanted && (!published || *published != labels)) {
+        Status s = Publish(*sink, labels);
+        std::lock_guard lock(st.mu);
+        st.labels_ok = s.ok();
+        st.labels_error = s.ok() ? "" : s.error();
+        if (s.ok()) {
           published = labels;
-          ++label_publishes;
-          LogToStderr(LogLine("info", "labels", "published", LabelsJson(labels).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
+          ++st.label_publishes;
+          log("info", "published", LabelsJson(labels).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         } else {
-          ++label_errors;
-          LogToStderr(LogLine("warn", "labels", "publish_error", s.error()));
+          ++st.label_errors;
+          log("warn", "publish_error", s.error());
+        }
+      }
+      if (want->report_keys_outside && d.keys_known) {
+        int64_t outside = d.keys.used_outside();
+        if (outside == 0) {
+          reported_outside = 0;
+        } else if (reported_outside != outside) {
+          log("warn", "keys_used_outside",
+              std::to_string(outside) + " TDX keys used outside Kubernetes; " +
+                  kube::kUpstreamKeyResource + " still offers " + std::to_string(d.keys.capacity));
+          Status s = OkStatus();
+          if (sink->api) {
+            auto now = std::chrono::system_clock::now().time_since_epoch();
+            s = PostNodeEvent(*sink->api,
+                              KeysUsedOutsideEvent(
+                                  sink->node, outside, d.keys.capacity,
+                                  std::chrono::duration_cast<std::chrono::nanoseconds>(now).count(),
+                                  FormatRfc3339(std::chrono::duration_cast<std::chrono::seconds>(now).count())));
+          }
+          std::lock_guard lock(st.mu);
+          if (s.ok()) {
+            reported_outside = outside;
+            st.events += sink->api ? 1 : 0;
+          } else {
+            ++st.event_errors;  // tried again next round
+            log("warn", "event_error", s.error());
+          }
         }
       }
     }
-    gen = plugin.WaitForChange(gen, std::chrono::seconds(f.label_interval_s));
+
+    auto timeout = std::chrono::seconds(f.label_interval_s);
+    if (auto plugin = st.Plugin()) {
+      gen = plugin->WaitForChange(gen, timeout);
+    } else {
+      std::unique_lock lock(st.mu);
+      uint64_t w = st.wakes;
+      st.wake.wait_for(lock, timeout, [&] { return stop || st.wakes != w; });
+    }
   }
 
   if (http) http->Stop();
-  signals.join();
-  plugin.Stop();
+  stop_all();
   LogToStderr(LogLine("info", "node-agent", "stopped", "clean shutdown"));
   return kExitOk;
 }

@@ -12,6 +12,17 @@
 
 namespace tdxvirt::kubevirt {
 
+ClusterSettings WithObservedCluster(const ClusterSettings& base, const ObservedCluster& observed) {
+  ClusterSettings s = base;
+  if (!observed.value) return s;
+  if (s.kubevirt_version == "auto")
+    if (auto v = kube::ParseKubevirtVersion(observed.value->observed_version); v.ok())
+      s.observed_version = *v;
+  // On 1.9 upstream's QGS path (the CR's) wins; admission decides per version.
+  s.observed_qgs_socket_path = observed.value->qgs_socket_path;
+  return s;
+}
+
 struct WebhookServer::Impl {
   ClusterSettings settings;
   WebhookOptions options;
@@ -41,7 +52,7 @@ struct WebhookServer::Impl {
     size_t first = req.body.find_first_not_of(" \t\r\n");
     Result<ReviewResult> r = first == std::string::npos || req.body[first] != '{'
                                  ? Result<ReviewResult>(Error{"the body must be an AdmissionReview JSON object"})
-                                 : Review(req.body, settings, kind);
+                                 : ReviewWithCluster(req.body, kind);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!r.ok()) {
       res.Set(400, nlohmann::json{{"error", r.error()}}.dump(), "application/json");
@@ -61,6 +72,26 @@ struct WebhookServer::Impl {
                                     {"duration_ms", std::round(s * 1e6) / 1e3}};
     if (!r->allowed) extra["denials"] = r->denials;
     res.log = std::move(extra);
+  }
+
+  Result<ReviewResult> ReviewWithCluster(const std::string& body, ReviewKind kind) {
+    if (!options.cluster && !options.on_review) return Review(body, settings, kind);
+    ClusterSettings s = options.cluster ? WithObservedCluster(settings, options.cluster()) : settings;
+    if (options.on_review) options.on_review(s);
+    return Review(body, s, kind);
+  }
+
+  // 503 until started and, with "kubevirtVersion: auto", until the cluster named its version.
+  std::pair<int, std::string> Readiness() {
+    if (!ready) return {503, "starting\n"};
+    if (!options.cluster || settings.kubevirt_version != "auto") return {200, "ready\n"};
+    ObservedCluster o = options.cluster();
+    ClusterSettings s = WithObservedCluster(settings, o);
+    if (!s.observed_version) {
+      return {503, "not ready: kubevirtVersion is auto and the KubeVirt version is unknown: " +
+                       (o.error.empty() ? std::string("not read yet") : o.error) + "\n"};
+    }
+    return {200, "ready: KubeVirt " + s.observed_version->Text() + " (from the KubeVirt CR)\n"};
   }
 
   // One line per response, the layer's own (413, 408, 503...) included.
@@ -94,6 +125,19 @@ struct WebhookServer::Impl {
     for (const auto& [code, v] : responses)
       out += "tdxvirt_webhook_responses_total{code=\"" + std::to_string(code) + "\"} " +
              std::to_string(v) + "\n";
+    if (options.cluster) {
+      ObservedCluster o = options.cluster();
+      ClusterSettings s = WithObservedCluster(settings, o);
+      auto v = EffectiveKubevirtVersion(s);
+      out += "# HELP tdxvirt_webhook_kubevirt_info The KubeVirt release reviews act for (source: "
+             "settings or cluster).\n# TYPE tdxvirt_webhook_kubevirt_info gauge\n";
+      if (v.ok())
+        out += "tdxvirt_webhook_kubevirt_info{version=\"" + v->Text() + "\",source=\"" +
+               (settings.kubevirt_version == "auto" ? "cluster" : "settings") + "\"} 1\n";
+      out += "# HELP tdxvirt_webhook_kubevirt_cr_readable 1 when the last read of the KubeVirt CR "
+             "succeeded.\n# TYPE tdxvirt_webhook_kubevirt_cr_readable gauge\n"
+             "tdxvirt_webhook_kubevirt_cr_readable " + std::string(o.error.empty() && o.value ? "1" : "0") + "\n";
+    }
     if (server) out += http::StatsText(server->stats(), "tdxvirt_webhook");
     return out;
   }
@@ -136,7 +180,8 @@ Result<int> WebhookServer::Start() {
   };
   probe("/healthz", [](const Req&, Res& r) { r.Set(200, "ok\n", "text/plain"); });
   probe("/readyz", [&m](const Req&, Res& r) {
-    r.Set(m.ready ? 200 : 503, m.ready ? "ready\n" : "starting\n", "text/plain");
+    auto [code, text] = m.Readiness();
+    r.Set(code, text, "text/plain");
   });
   probe("/metrics", [&m](const Req&, Res& r) { r.Set(200, m.Metrics(), "text/plain; version=0.0.4"); });
   http::ServerOptions ho;

@@ -10,9 +10,16 @@
 
 #include "common/result.h"
 #include "http/server.h"
+#include "kube/cluster.h"
 #include "kubevirt/settings.h"
 
 namespace tdxvirt::kubevirt {
+
+// What the cluster reported last (a kube::ClusterWatcher's view): the KubeVirt CR, or why not.
+struct ObservedCluster {
+  std::optional<kube::KubevirtCluster> value;
+  std::string error;
+};
 
 struct WebhookOptions {
   std::string cert_file;  // PEM (cert-manager's tls.crt)
@@ -22,7 +29,17 @@ struct WebhookOptions {
   size_t max_body = 4 << 20;  // larger AdmissionReviews get 413 while still arriving
   http::Limits limits;
   std::function<void(const std::string&)> log;  // one JSON line per event; default stderr
+  // The KubeVirt CR as last read, asked before each review (never HTTP in the review path):
+  // fills settings.observed_version ("kubevirtVersion: auto") and observed_qgs_socket_path.
+  // With auto, /readyz is 503 until it names a version. Unset: the settings alone.
+  std::function<ObservedCluster()> cluster;
+  // Sees the settings each review runs with (tests).
+  std::function<void(const ClusterSettings&)> on_review;
 };
+
+// The settings a review runs with: `base` plus what the cluster reported (the version only for
+// "kubevirtVersion: auto"; the CR's QGS path always, for admission to weigh per version).
+ClusterSettings WithObservedCluster(const ClusterSettings& base, const ObservedCluster& observed);
 
 class WebhookServer {
  public:

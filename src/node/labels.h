@@ -6,17 +6,21 @@
 //   tdxvirt.io/tdx-keys-total  misc.capacity tdx
 //   tdxvirt.io/tdx-keys-free   capacity minus every key in use (a hint for people; the scheduler
 //                              counts with the device-plugin resource, which is exact)
+//   tdxvirt.io/tdx-keys-used-outside  keys held by TDs outside Kubernetes, only with
+//                              keys_used_outside (KubeVirt 1.9+, whose devices.kubevirt.io/tdx
+//                              does not subtract them); removed otherwise
 //   kubevirt.io/tdx            "true" (upstream KubeVirt's value), only with kubevirt_label: the
 //                              label KubeVirt's virt-controller puts in a TD pod's nodeSelector,
-//                              for clusters whose virt-handler does not label TDX hosts itself.
+//                              for clusters whose virt-handler does not label TDX hosts itself
+//                              (KubeVirt 1.6; from 1.7 virt-handler owns it, see kubevirt_mode.h).
 #pragma once
 
-#include <chrono>
 #include <map>
 #include <optional>
 #include <string>
 
 #include "common/result.h"
+#include "kube/client.h"
 #include "node/host.h"
 
 namespace tdxvirt::node {
@@ -24,6 +28,7 @@ namespace tdxvirt::node {
 inline constexpr char kLabelTdx[] = "tdxvirt.io/tdx";
 inline constexpr char kLabelKeysTotal[] = "tdxvirt.io/tdx-keys-total";
 inline constexpr char kLabelKeysFree[] = "tdxvirt.io/tdx-keys-free";
+inline constexpr char kLabelKeysUsedOutside[] = "tdxvirt.io/tdx-keys-used-outside";
 inline constexpr char kKubevirtTdxLabel[] = "kubevirt.io/tdx";
 inline constexpr char kNfdFeaturesDir[] = "/etc/kubernetes/node-feature-discovery/features.d";
 inline constexpr char kNfdFeatureFile[] = "tdxvirt-tdx";
@@ -31,6 +36,7 @@ inline constexpr size_t kNfdMaxFileSize = 64 << 10;  // NFD's limit per feature 
 
 struct LabelOptions {
   bool kubevirt_label = false;
+  bool keys_used_outside = false;
 };
 
 // Label -> value; nullopt means "remove this label" (a null in the merge patch).
@@ -47,22 +53,11 @@ Status WriteNfdFeatureFile(const std::string& dir, const LabelSet& labels,
 // {"metadata":{"labels":{...}}} for a JSON merge patch (RFC 7386) touching only our labels.
 std::string NodeLabelsMergePatch(const LabelSet& labels);
 
-// ---- Kubernetes API ----
+// ---- Kubernetes API (src/kube/client.h) ----
 
-struct KubeApiConfig {
-  std::string server;      // "https://10.96.0.1:443"
-  std::string token_file;  // re-read on every request: projected tokens rotate
-  std::string ca_file;     // PEM bundle that signs the API server's certificate
-  std::chrono::milliseconds timeout{10000};
-  int max_attempts = 5;    // retried on 409, 429, 5xx and transport errors
-  std::chrono::milliseconds initial_backoff{200};  // doubled each attempt, with jitter
-  std::chrono::milliseconds max_backoff{5000};
-};
-
-inline constexpr char kServiceAccountDir[] = "/var/run/secrets/kubernetes.io/serviceaccount";
-// From KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT and the service account's token and
-// ca.crt, as client-go's in-cluster config.
-Result<KubeApiConfig> InClusterConfig(const std::string& service_account_dir = kServiceAccountDir);
+using kube::InClusterConfig;
+using kube::KubeApiConfig;
+using kube::kServiceAccountDir;
 
 struct PatchOutcome {
   int status = 0;

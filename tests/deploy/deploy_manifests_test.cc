@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/openssl.h"
+#include "fake_kube_api.h"
 #include "kubevirt/document.h"
 #include "replay/replay_store.h"
 #include "test_util.h"
@@ -342,6 +343,45 @@ TEST(DeployManifests, ReplicatedServiceSharesReplayMemoryWithOnlyItsRedis) {
   EXPECT_EQ(rule["ports"][0]["port"].as<int>(), parsed->port);
 }
 
+// What each workload's ServiceAccount may do through the API is what its code asks for: the
+// webhook reads the KubeVirt CR; the node agent also patches its Node and posts Events.
+bool Grants(const std::string& sa, const std::string& ns, const std::string& group,
+            const std::string& resource, const std::string& verb) {
+  for (auto& b : Docs()) {
+    if (b.Kind() != "ClusterRoleBinding") continue;
+    bool bound = false;
+    for (auto subject : b.node["subjects"])
+      bound |= subject["kind"].as<std::string>("") == "ServiceAccount" &&
+               subject["name"].as<std::string>("") == sa &&
+               subject["namespace"].as<std::string>("") == ns;
+    if (!bound) continue;
+    for (auto& r : Docs()) {
+      if (r.Kind() != "ClusterRole" || r.Name() != b.node["roleRef"]["name"].as<std::string>("")) continue;
+      for (auto rule : r.node["rules"]) {
+        auto has = [](const YAML::Node& seq, const std::string& v) {
+          auto l = Strings(seq);
+          return std::find(l.begin(), l.end(), v) != l.end();
+        };
+        if (has(rule["apiGroups"], group) && has(rule["resources"], resource) && has(rule["verbs"], verb))
+          return true;
+      }
+    }
+  }
+  return false;
+}
+
+TEST(DeployManifests, ServiceAccountsMayReadTheKubevirtCrAndTheAgentMayPostEvents) {
+  for (auto [sa, ns] : {std::pair{"tdxvirt-kubevirt-webhook", "tdxvirt-system"},
+                        std::pair{"tdxvirt-node-agent", "tdxvirt"}}) {
+    EXPECT_TRUE(Grants(sa, ns, "kubevirt.io", "kubevirts", "get")) << sa;
+    EXPECT_TRUE(Grants(sa, ns, "kubevirt.io", "kubevirts", "list")) << sa;
+    EXPECT_TRUE(Find("ServiceAccount", sa).node["automountServiceAccountToken"].as<bool>(true)) << sa;
+  }
+  EXPECT_TRUE(Grants("tdxvirt-node-agent", "tdxvirt", "", "events", "create"));
+  EXPECT_TRUE(Grants("tdxvirt-node-agent", "tdxvirt", "", "nodes", "patch"));
+  EXPECT_FALSE(Grants("tdxvirt-kubevirt-webhook", "tdxvirt-system", "", "nodes", "patch"));
+}
+
 // The webhook Deployment's own arguments, with its mounts (/tls, /config) moved into a temp dir
 // and the listen address moved to loopback; the ConfigMap file is the shipped one.
 TEST(DeployManifests, WebhookDeploymentServesThePathsItsConfigurationsCall) {
@@ -361,6 +401,13 @@ TEST(DeployManifests, WebhookDeploymentServesThePathsItsConfigurationsCall) {
     if (FlagName(a) == "--listen") a = "--listen=127.0.0.1:0";
     argv.push_back(a);
   }
+  // kubevirtVersion: auto reads the KubeVirt CR: the fake API server stands in for the in-cluster one.
+  testing::FakeKubeApi api;
+  api.SetKubevirtList(testing::KubevirtList("v1.9.0"));
+  api.Config(tmp);
+  for (std::string f : {"--kube-api-server=" + api.url(), "--kube-token-file=" + tmp.File("token"),
+                        "--kube-ca-file=" + tmp.File("ca.crt")})
+    argv.push_back(f);
   const std::string log = tmp.File("log");
   pid_t pid = testing::SpawnTdxvirt(argv, log);
   ASSERT_GT(pid, 0);
@@ -374,7 +421,13 @@ TEST(DeployManifests, WebhookDeploymentServesThePathsItsConfigurationsCall) {
   for (const char* probe : {"livenessProbe", "readinessProbe"}) {
     auto r = c.Get(container[probe]["httpGet"]["path"].as<std::string>());
     ASSERT_TRUE(r) << probe;
-    EXPECT_EQ(r->status, 200) << probe;
+    // Ready once the watcher's first read of the CR is in (bounded; a loaded 2-core machine).
+    for (int i = 0; i < 300 && r && r->status == 503; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = c.Get(container[probe]["httpGet"]["path"].as<std::string>());
+    }
+    ASSERT_TRUE(r) << probe;
+    EXPECT_EQ(r->status, 200) << probe << " " << r->body;
   }
   // The shipped settings keep the alpha gate off: a TDX VM is refused with the fix, a plain VM passes.
   auto tdx_vm = kubevirt::ParseDocument(tdxvirt::testing::ReadFileText(std::string(TDXVIRT_SOURCE_DIR) + "/examples/vm-tdx.yaml"), "vm");

@@ -8,8 +8,11 @@
 
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
+#include "fake_kube_api.h"
+#include "kube/cluster.h"
 #include "kubevirt/admission.h"
 #include "kubevirt/webhook_server.h"
 #include "kv_test_util.h"
@@ -149,13 +152,19 @@ TEST(WebhookStart, BadKeyPairIsAClearError) {
   EXPECT_FALSE(s2.Start().ok());
 }
 
+// kubevirtVersion defaults to auto: the daemon reads the KubeVirt CR (here from the fake API).
 TEST(WebhookCli, ServesAndStopsOnSigterm) {
   testing::TempDir tmp;
   MakeCert(tmp);
+  testing::FakeKubeApi api;
+  api.SetKubevirtList(testing::KubevirtList("v1.8.0"));
+  api.Config(tmp);
   testing::WriteFile(tmp.File("settings.yaml"), "featureGate: true\n");
   pid_t pid = testing::SpawnTdxvirt({"serve", "webhook", "--tls-cert", tmp.File("tls.crt"), "--tls-key",
                                      tmp.File("tls.key"), "--listen", "127.0.0.1:0", "--settings",
-                                     tmp.File("settings.yaml")},
+                                     tmp.File("settings.yaml"), "--kube-api-server", api.url(),
+                                     "--kube-token-file", tmp.File("token"), "--kube-ca-file",
+                                     tmp.File("ca.crt")},
                                     tmp.File("log"));
   // The daemon binds port 0 and logs the port it got.
   int port = testing::WaitForLoggedPort(tmp.File("log"), pid);
@@ -170,10 +179,161 @@ TEST(WebhookCli, ServesAndStopsOnSigterm) {
     if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(up);
+  auto ready = c.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->body, "ready: KubeVirt 1.8 (from the KubeVirt CR)\n");
   EXPECT_EQ(testing::TerminateAndWait(pid), 0);
   std::string log = tdxvirt::testing::ReadFileText(tmp.File("log"));
   EXPECT_NE(log.find("\"component\":\"kubevirt-webhook\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"event\":\"kubevirt_cluster\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"version\":\"v1.8.0\""), std::string::npos) << log;
   EXPECT_NE(log.find("\"event\":\"stopped\""), std::string::npos) << log;
+  EXPECT_FALSE(api.seen("GET", "/apis/kubevirt.io/v1/kubevirts").empty());
+}
+
+// auto without any API access: the daemon serves but is not ready, and says how to fix it.
+TEST(WebhookCli, AutoWithoutApiAccessIsNotReadyAndNamesTheFix) {
+  testing::TempDir tmp;
+  MakeCert(tmp);
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  pid_t pid = testing::SpawnTdxvirt({"serve", "webhook", "--tls-cert", tmp.File("tls.crt"), "--tls-key",
+                                     tmp.File("tls.key"), "--listen", "127.0.0.1:0"},
+                                    tmp.File("log"));
+  int port = testing::WaitForLoggedPort(tmp.File("log"), pid);
+  ASSERT_GT(port, 0) << tdxvirt::testing::ReadFileText(tmp.File("log"));
+  httplib::SSLClient c("127.0.0.1", port);
+  c.enable_server_certificate_verification(false);
+  c.set_connection_timeout(30);
+  c.set_read_timeout(30);
+  auto r = c.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->body,
+            "not ready: kubevirtVersion is auto and the KubeVirt version is unknown: no Kubernetes "
+            "API access to read the KubeVirt CR: KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT "
+            "are not set: not running in a pod (pass --kube-api-server/--kube-token-file/"
+            "--kube-ca-file, or name kubevirtVersion (1.6..1.9) in the settings)\n");
+  EXPECT_EQ(testing::TerminateAndWait(pid), 0);
+}
+
+// In-process: the webhook with a ClusterWatcher on the fake API, as `serve webhook` wires it.
+struct AutoWebhook : ::testing::Test {
+  testing::TempDir tmp;
+  testing::FakeKubeApi api;
+  std::unique_ptr<kube::ClusterWatcher> watcher;
+  std::unique_ptr<WebhookServer> server;
+  std::mutex mu;
+  std::vector<ClusterSettings> reviewed;
+  int port = 0;
+
+  void Start(ClusterSettings settings) {
+    MakeCert(tmp);
+    watcher = std::make_unique<kube::ClusterWatcher>(api.Config(tmp), std::chrono::hours(1));
+    WebhookOptions o;
+    o.cert_file = tmp.File("tls.crt");
+    o.key_file = tmp.File("tls.key");
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.log = [](const std::string&) {};
+    kube::ClusterWatcher* w = watcher.get();
+    o.cluster = [w] { return ObservedCluster{w->last(), w->last_error()}; };
+    o.on_review = [this](const ClusterSettings& s) {
+      std::lock_guard lock(mu);
+      reviewed.push_back(s);
+    };
+    server = std::make_unique<WebhookServer>(settings, o);
+    auto p = server->Start();
+    ASSERT_TRUE(p.ok()) << p.error();
+    port = *p;
+    watcher->Start();
+    ASSERT_GE(watcher->WaitForRead(0, std::chrono::seconds(60)), 1u);
+  }
+  void ReadAgain() {
+    uint64_t n = watcher->reads();
+    watcher->ReadNow();
+    ASSERT_GT(watcher->WaitForRead(n, std::chrono::seconds(60)), n);
+  }
+  void TearDown() override {
+    if (server) server->Stop();
+    if (watcher) watcher->Stop();
+  }
+  httplib::Result Get(const std::string& path) {
+    httplib::SSLClient c("127.0.0.1", port);
+    c.set_ca_cert_path(tmp.File("tls.crt").c_str());
+    c.enable_server_certificate_verification(true);
+    c.set_read_timeout(60);
+    return c.Get(path);
+  }
+  httplib::Result Post(const std::string& path, const Json& body) {
+    httplib::SSLClient c("127.0.0.1", port);
+    c.set_ca_cert_path(tmp.File("tls.crt").c_str());
+    c.enable_server_certificate_verification(true);
+    c.set_read_timeout(60);
+    return c.Post(path, body.dump(), "application/json");
+  }
+};
+
+TEST_F(AutoWebhook, NotReadyUntilTheVersionIsKnownThenReviewsUseIt) {
+  api.SetKubevirtList(testing::KubevirtList(""));  // virt-operator still deploying
+  Start(testing::GateOn());                         // kubevirtVersion: auto (the default)
+  auto r = Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(r->body, "not ready: kubevirtVersion is auto and the KubeVirt version is unknown: "
+                     "KubeVirt kubevirt/kubevirt has no status.observedKubeVirtVersion yet "
+                     "(virt-operator has not finished deploying it)\n");
+
+  api.SetKubevirtList(testing::KubevirtList(
+      "v1.9.0", {{"confidentialCompute", {{"tdx", {{"attestation", {{"qgsSocketPath", "/run/qgs/qgs.sock"}}}}}}}}));
+  ReadAgain();
+  r = Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "ready: KubeVirt 1.9 (from the KubeVirt CR)\n");
+
+  Json vm = testing::WithTdx(testing::ReadManifest("kubevirt/examples/vm-cirros.yaml"));
+  auto res = Post("/mutate", ReviewRequest(vm, "u-auto"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(reviewed.size(), 1u);
+    ASSERT_TRUE(reviewed[0].observed_version.has_value());
+    EXPECT_EQ(reviewed[0].observed_version->Text(), "1.9");
+    EXPECT_EQ(reviewed[0].observed_qgs_socket_path, "/run/qgs/qgs.sock");
+    EXPECT_EQ(EffectiveKubevirtVersion(reviewed[0])->Text(), "1.9");
+  }
+  auto m = Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("tdxvirt_webhook_kubevirt_info{version=\"1.9\",source=\"cluster\"} 1"),
+            std::string::npos) << m->body;
+
+  // The cluster upgraded back... to 1.8 (a restore): the next review acts for 1.8.
+  api.SetKubevirtList(testing::KubevirtList("v1.8.0"));
+  ReadAgain();
+  ASSERT_TRUE(Post("/mutate", ReviewRequest(vm, "u-auto-2")));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(reviewed.size(), 2u);
+  EXPECT_EQ(reviewed[1].observed_version->Text(), "1.8");
+  EXPECT_FALSE(reviewed[1].observed_qgs_socket_path.has_value());
+}
+
+// An explicit version needs no API access and stays ready; the CR's QGS path still reaches review.
+TEST_F(AutoWebhook, AnExplicitVersionIsReadyAndStillTakesTheCrQgsPath) {
+  api.SetKubevirtList(testing::KubevirtList("v1.9.0", {{"confidentialCompute", Json::object()}}));
+  ClusterSettings s = testing::GateOn();
+  s.kubevirt_version = "1.9";
+  Start(s);
+  auto r = Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "ready\n");
+  Json vm = testing::WithTdx(testing::ReadManifest("kubevirt/examples/vm-cirros.yaml"));
+  ASSERT_TRUE(Post("/validate", ReviewRequest(vm, "u-x")));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(reviewed.size(), 1u);
+  EXPECT_FALSE(reviewed[0].observed_version.has_value());
+  EXPECT_EQ(reviewed[0].observed_qgs_socket_path, "/var/run/tdx-qgs/qgs.socket");
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ $BIN node sim-host --root "$W/host" --keys 64
 $BIN node sim-kubelet --dir "$W/dp" > "$W/kubelet.out" &
 KPID=$!
 sleep 0.5
-$BIN serve node-agent --host-root "$W/host" --device-plugin-dir "$W/dp" --nfd-dir "$W/nfd" \
+$BIN serve node-agent --kubevirt-version 1.8 --host-root "$W/host" --device-plugin-dir "$W/dp" --nfd-dir "$W/nfd" \
   --poll-interval "$POLL" --listen 127.0.0.1:0 2> "$W/agent.err" &
 APID=$!
 sleep 3

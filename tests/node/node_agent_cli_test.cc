@@ -55,7 +55,7 @@ TEST(NodeAgentCli, ServesFollowsLabelsAndStopsOnSigterm) {
   std::string err = tmp.File("agent.err");
   pid_t pid = tdxvirt::testing::SpawnTdxvirt({"serve", "node-agent", "--host-root", host, "--device-plugin-dir", dp,
                      "--nfd-dir", nfd, "--poll-interval", "50", "--label-interval", "1",
-                     "--listen", "127.0.0.1:0"},
+                     "--listen", "127.0.0.1:0", "--kubevirt-version", "1.8"},
                     err);
   ASSERT_GT(pid, 0);
   const std::string res = kDefaultResourceName;
@@ -124,16 +124,16 @@ TEST(NodeAgentCli, ServesFollowsLabelsAndStopsOnSigterm) {
 TEST(NodeAgentCli, BadOptionsAreUsageErrors) {
   TempDir tmp;
   std::filesystem::create_directories(tmp.File("dp"));
-  auto r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
-                      tmp.File("missing"));
+  auto r = RunTdxvirt("serve node-agent --kubevirt-version 1.8 --host-root " + tmp.path() +
+                      " --device-plugin-dir " + tmp.File("missing"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("device-plugin directory"), std::string::npos) << r.err;
-  r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
-                 tmp.File("dp") + " --resource-name nodomain");
+  r = RunTdxvirt("serve node-agent --kubevirt-version 1.8 --host-root " + tmp.path() +
+                 " --device-plugin-dir " + tmp.File("dp") + " --resource-name nodomain");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("<domain>/<name>"), std::string::npos) << r.err;
-  r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
-                 tmp.File("dp") + " --listen nowhere");
+  r = RunTdxvirt("serve node-agent --kubevirt-version 1.8 --host-root " + tmp.path() +
+                 " --device-plugin-dir " + tmp.File("dp") + " --listen nowhere");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("HOST:PORT"), std::string::npos) << r.err;
   r = RunTdxvirt("serve node-agent --host-root " + tmp.path() + " --device-plugin-dir " +
@@ -149,7 +149,7 @@ TEST(NodeLabelCli, OneShotWritesTheFeatureFile) {
   std::filesystem::create_directories(tmp.File("nfd"));
   ASSERT_EQ(RunTdxvirt("node sim-host --root " + host + " --keys 5 --used-outside 2").exit_code, 0);
   auto r = RunTdxvirt("node label --root " + host + " --nfd-dir " + tmp.File("nfd") +
-                      " --kubevirt-label");
+                      " --kubevirt-label --kubevirt-version 1.6");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["labels"]["tdxvirt.io/tdx"], "true");
@@ -161,7 +161,8 @@ TEST(NodeLabelCli, OneShotWritesTheFeatureFile) {
   r = RunTdxvirt("node label --root " + host);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--nfd-dir"), std::string::npos) << r.err;
-  r = RunTdxvirt("node label --root " + host + " --nfd-dir " + tmp.File("missing"));
+  r = RunTdxvirt("node label --root " + host + " --nfd-dir " + tmp.File("missing") +
+                 " --kubevirt-version 1.8");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
 }

@@ -6,14 +6,9 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <mutex>
-#include <thread>
-
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "common/http_listen.h"
-#include "common/openssl.h"
+#include "fake_kube_api.h"
 #include "node/labels.h"
 #include "test_util.h"
 
@@ -45,6 +40,13 @@ TEST(NodeLabels, ForAReadyHostAndOthers) {
   EXPECT_EQ(l.at(kLabelKeysFree), "13");
   EXPECT_EQ(l.count(kKubevirtTdxLabel), 0u);
   EXPECT_EQ(NodeLabels(ReadyHost(), {.kubevirt_label = true}).at(kKubevirtTdxLabel), "true");
+
+  // KubeVirt 1.9+: keys used outside Kubernetes as a label; otherwise the label is removed.
+  TdxDetection split = ReadyHost(16, 5);
+  split.keys.used_by_kubernetes = 2;
+  EXPECT_EQ(NodeLabels(split, {.keys_used_outside = true}).at(kLabelKeysUsedOutside), "3");
+  EXPECT_FALSE(NodeLabels(split).at(kLabelKeysUsedOutside).has_value());
+  EXPECT_FALSE(NodeLabels(TdxDetection{}, {.keys_used_outside = true}).at(kLabelKeysUsedOutside).has_value());
 
   TdxDetection off;  // not a TDX host: our labels are removed
   LabelSet none = NodeLabels(off, {.kubevirt_label = true});
@@ -83,7 +85,8 @@ TEST(NodeLabels, MergePatchTouchesOnlyOurLabels) {
   l[kLabelKeysTotal] = "4";
   EXPECT_EQ(NodeLabelsMergePatch(l),
             R"({"metadata":{"labels":{"kubevirt.io/tdx":null,"tdxvirt.io/tdx":null,)"
-            R"("tdxvirt.io/tdx-keys-free":null,"tdxvirt.io/tdx-keys-total":"4"}}})");
+            R"("tdxvirt.io/tdx-keys-free":null,"tdxvirt.io/tdx-keys-total":"4",)"
+            R"("tdxvirt.io/tdx-keys-used-outside":null}}})");
 }
 
 TEST(NodeLabels, InClusterConfigFromTheEnvironment) {
@@ -107,74 +110,12 @@ TEST(NodeLabels, InClusterConfigFromTheEnvironment) {
   unsetenv("KUBERNETES_SERVICE_PORT");
 }
 
-// ---- A Kubernetes API server peer over HTTPS ----
-
-
-struct SeenRequest {
-  std::string method, path, content_type, authorization, body;
-};
-
-class FakeApiServer {
- public:
-  FakeApiServer() : id_(tdxvirt::testing::MakeLoopbackTlsIdentity("kube-apiserver test")), server_(id_.cert.get(), id_.key.get()) {
-    server_.Patch(R"(/api/v1/nodes/([^/]+))", [this](const httplib::Request& req,
-                                                     httplib::Response& res) {
-      std::lock_guard<std::mutex> lock(mu_);
-      seen_.push_back({req.method, req.path, req.get_header_value("Content-Type"),
-                       req.get_header_value("Authorization"), req.body});
-      int status = statuses_.empty() ? 200 : statuses_.front();
-      if (!statuses_.empty()) statuses_.erase(statuses_.begin());
-      res.status = status;
-      if (status == 200) {
-        res.set_content(R"({"kind":"Node","metadata":{"name":")" + req.matches[1].str() + "\"}}",
-                        "application/json");
-      } else {
-        res.set_content(R"({"kind":"Status","status":"Failure","message":"injected )" +
-                            std::to_string(status) + "\"}",
-                        "application/json");
-      }
-    });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = ListenInThread(server_);
-  }
-  ~FakeApiServer() {
-    server_.stop();
-    thread_.join();
-  }
-  void Fail(std::vector<int> statuses) {
-    std::lock_guard<std::mutex> lock(mu_);
-    statuses_ = std::move(statuses);
-  }
-  std::vector<SeenRequest> seen() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return seen_;
-  }
-  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
-  const std::string& ca_pem() const { return id_.cert_pem; }
-
- private:
-  tdxvirt::testing::TlsIdentity id_;
-  httplib::SSLServer server_;
-  int port_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<int> statuses_;
-  std::vector<SeenRequest> seen_;
-};
+// ---- Against a Kubernetes API server peer over HTTPS (tests/fake_kube_api.h) ----
 
 class NodeKubeApi : public ::testing::Test {
  protected:
-  void SetUp() override {
-    WriteFile(dir_.File("token"), "sa-token-1\n");
-    WriteFile(dir_.File("ca.crt"), api_.ca_pem());
-    config_.server = api_.url();
-    config_.token_file = dir_.File("token");
-    config_.ca_file = dir_.File("ca.crt");
-    config_.initial_backoff = 5ms;
-    config_.max_backoff = 20ms;
-    config_.timeout = 30s;
-  }
-  FakeApiServer api_;
+  void SetUp() override { config_ = api_.Config(dir_); }
+  tdxvirt::testing::FakeKubeApi api_;
   TempDir dir_;
   KubeApiConfig config_;
 };
@@ -198,7 +139,9 @@ TEST_F(NodeKubeApi, PatchesTheNodeWithAMergePatch) {
             nlohmann::json({{"tdxvirt.io/tdx", "true"},
                             {"tdxvirt.io/tdx-keys-total", "16"},
                             {"tdxvirt.io/tdx-keys-free", "13"},
+                            {"tdxvirt.io/tdx-keys-used-outside", nullptr},
                             {"kubevirt.io/tdx", "true"}}));
+  EXPECT_EQ(api_.node_labels().count("tdxvirt.io/tdx-keys-used-outside"), 0u);
 
   // A rotated token is picked up on the next request.
   WriteFile(dir_.File("token"), "sa-token-2");
