@@ -275,7 +275,7 @@ struct AutoWebhook : ::testing::Test {
 
 TEST_F(AutoWebhook, NotReadyUntilTheVersionIsKnownThenReviewsUseIt) {
   api.SetKubevirtList(testing::KubevirtList(""));  // virt-operator still deploying
-  Start(testing::GateOn());                         // kubevirtVersion: auto (the default)
+  Start(testing::GateOn("auto"));
   auto r = Get("/readyz");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 503);
