@@ -156,8 +156,10 @@ namespace {
 
 // What tdxvirt adds to a TDX VM for release `kv`: only what upstream lacks there (the table in
 // docs/kubevirt.md, "Division of labour").
+// With `settings_ok` false (an annotation that does not parse) only the spec is completed, so the
+// validating webhook reports that annotation alone.
 void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSettings& cs,
-            const kube::KubevirtVersion& kv) {
+            const kube::KubevirtVersion& kv, bool settings_ok) {
   const kube::UpstreamTdx up = kube::UpstreamTdxFor(kv);
   Json& spec = l.vm ? Ensure(obj, {"spec", "template", "spec"}) : Ensure(obj, {"spec"});
   // One TDX key, requests and limits (extended resources need both); from 1.9 upstream's own.
@@ -178,15 +180,17 @@ void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSett
   if (!spec.contains("evictionStrategy")) spec["evictionStrategy"] = "None";
 
   const TdxSettings& t = req.settings;
-  if (!SidecarNeeded(t, kv, cs)) return;
-  // The hook reads these from the VMI (VM: the template's annotations become the VMI's).
+  if (!settings_ok || !SidecarNeeded(t, kv, cs)) return;
+  // The hook reads these from the VMI (VM: the template's annotations become the VMI's). A value
+  // the user wrote stays as written (the hook reads hex and base64 alike; no drift for GitOps);
+  // the defaults are written because the sidecar does not see the cluster settings.
   Json& ann = l.vm ? Ensure(obj, {"spec", "template", "metadata", "annotations"})
                    : Ensure(obj, {"metadata", "annotations"});
-  if (t.qgs) ann[kAnnotationQgs] = t.qgs->text;
-  if (t.mr_config_id) ann[kAnnotationMrConfigId] = Base64Encode(*t.mr_config_id);
-  if (t.mr_owner) ann[kAnnotationMrOwner] = Base64Encode(*t.mr_owner);
-  if (t.mr_owner_config) ann[kAnnotationMrOwnerConfig] = Base64Encode(*t.mr_owner_config);
-  ann[kAnnotationPolicy] = Hex64(t.policy);
+  auto add = [&](const char* key, const std::string& value) {
+    if (!ann.contains(key)) ann[key] = value;
+  };
+  if (t.qgs) add(kAnnotationQgs, t.qgs->text);
+  add(kAnnotationPolicy, Hex64(t.policy));
 
   if (!cs.sidecar_image.empty()) {
     Json list = Json::array();
@@ -277,8 +281,7 @@ ReviewResult ReviewObject(const Json& object, const ClusterSettings& cs, ReviewK
     return r;
   }
   if (kind != ReviewKind::kValidate) {
-    bool settings_ok = req.denials.empty();
-    if (settings_ok) Mutate(r.mutated, l, req, cs, *kv);
+    Mutate(r.mutated, l, req, cs, *kv, req.denials.empty());
     r.patch = Json::diff(object, r.mutated);
   }
   std::vector<Finding> deny, warn;

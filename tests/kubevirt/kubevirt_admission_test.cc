@@ -365,7 +365,7 @@ TEST(Mutation, PatchCompletesATdxVm) {
   const Json& ann = r.mutated["metadata"]["annotations"];
   EXPECT_EQ(ann["tdx.tdxvirt.io/qgs"], "unix:/var/run/tdx-qgs/qgs.socket");
   EXPECT_FALSE(ann.contains("kubevirt.io/qgs-socket-path"));  // virt-api's on 1.9, unread before
-  EXPECT_EQ(ann["tdx.tdxvirt.io/mrconfigid"], std::string(64, '/'));  // base64 of 48 x 0xff
+  EXPECT_EQ(ann["tdx.tdxvirt.io/mrconfigid"], std::string(96, 'f'));  // as the user wrote it
   EXPECT_EQ(ann["tdx.tdxvirt.io/policy"], "0x10000000");
   Json sidecars = Json::parse(ann["hooks.kubevirt.io/hookSidecars"].get<std::string>());
   ASSERT_EQ(sidecars.size(), 1u);
@@ -379,6 +379,22 @@ TEST(Mutation, PatchCompletesATdxVm) {
   auto decoded = Base64Decode(r.response["response"]["patch"].get<std::string>(), "patch");
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(Json::parse(std::string(decoded->begin(), decoded->end())), r.patch);
+}
+
+// A bad annotation does not stop the spec from being completed, so the live validating webhook
+// (which sees the patched object) names that annotation alone, not a missing bootloader too.
+TEST(Mutation, ABadAnnotationIsTheOnlyDenial) {
+  Json vmi = BaseVmi();
+  vmi["spec"]["domain"].erase("firmware");
+  vmi["metadata"]["annotations"]["tdx.tdxvirt.io/mrconfigid"] = "abcd";
+  ReviewResult r = ReviewObject(vmi, GateOn(), ReviewKind::kBoth);
+  ASSERT_EQ(r.denials.size(), 1u) << ::testing::PrintToString(r.denials);
+  EXPECT_EQ(r.denials[0], "metadata.annotations[tdx.tdxvirt.io/mrconfigid]: has 4 hex digits; a "
+                          "SHA-384 value is 96 hex digits or 64 base64 characters");
+  ReviewResult m = ReviewObject(vmi, GateOn(), ReviewKind::kMutate);
+  EXPECT_EQ(m.mutated["spec"]["domain"]["firmware"]["bootloader"],
+            Json::parse(R"({"efi":{"secureBoot":false}})"));
+  EXPECT_FALSE(m.mutated["metadata"]["annotations"].contains("hooks.kubevirt.io/hookSidecars"));
 }
 
 TEST(Mutation, IsIdempotentAndKeepsOtherSidecars) {
