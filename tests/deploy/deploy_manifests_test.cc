@@ -370,6 +370,21 @@ bool Grants(const std::string& sa, const std::string& ns, const std::string& gro
   return false;
 }
 
+// Both webhooks see VM templates on CREATE and UPDATE, and VMIs on CREATE only: a VMI's spec is
+// immutable and a spec patch on its UPDATE would fail it (vmi-update-admitter).
+TEST(DeployManifests, VmisAreReviewedOnCreateOnly) {
+  for (const char* kind : {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}) {
+    auto config = Find(kind, "tdxvirt-kubevirt");
+    std::map<std::string, std::vector<std::string>> ops;
+    for (auto hook : config.node["webhooks"])
+      for (auto rule : hook["rules"])
+        for (const std::string& r : Strings(rule["resources"]))
+          for (const std::string& op : Strings(rule["operations"])) ops[r].push_back(op);
+    EXPECT_EQ(ops["virtualmachines"], (std::vector<std::string>{"CREATE", "UPDATE"})) << kind;
+    EXPECT_EQ(ops["virtualmachineinstances"], std::vector<std::string>{"CREATE"}) << kind;
+  }
+}
+
 TEST(DeployManifests, ServiceAccountsMayReadTheKubevirtCrAndTheAgentMayPostEvents) {
   for (auto [sa, ns] : {std::pair{"tdxvirt-kubevirt-webhook", "tdxvirt-system"},
                         std::pair{"tdxvirt-node-agent", "tdxvirt"}}) {
