@@ -89,12 +89,9 @@ class Pruner {
         const Json* prop = s == nullptr ? nullptr : Property(s, key);
         Additional add = AdditionalOf(s);
         if (prop != nullptr || add.allowed) {
-          const size_t mark = EnterKey(key);
-          const Json* child = prop != nullptr ? prop : add.schema;
-          Status st =
-              Prune(it.value(), child, Flag(child, "x-kubernetes-embedded-resource"), depth + 1);
-          path_.resize(mark);
-          if (!st.ok()) return st;
+          if (Status st = PruneKey(key, it.value(), prop != nullptr ? prop : add.schema, depth);
+              !st.ok())
+            return st;
           ++it;
         } else {
           Record(key);
@@ -113,6 +110,14 @@ class Pruner {
     return OkStatus();  // scalars and null stay as they are
   }
 
+  // One known key's value, pruned with its schema, the key on the path meanwhile.
+  Status PruneKey(const std::string& key, Json& value, const Json* child, int depth) {
+    const size_t mark = EnterKey(key);
+    Status st = Prune(value, child, Flag(child, "x-kubernetes-embedded-resource"), depth + 1);
+    path_.resize(mark);
+    return st;
+  }
+
   // The API server's skipPrune(): unknown keys stay, known children are still pruned.
   Status SkipPrune(Json& x, const Json* s, bool embedded, int depth) {
     if (depth > kMaxPruneDepth) return DepthError();
@@ -124,12 +129,9 @@ class Pruner {
         const Json* prop = Property(s, key);
         Additional add = AdditionalOf(s);
         if (prop == nullptr && !add.allowed) continue;
-        const size_t mark = EnterKey(key);
-        const Json* child = prop != nullptr ? prop : add.schema;
-        Status st =
-            Prune(it.value(), child, Flag(child, "x-kubernetes-embedded-resource"), depth + 1);
-        path_.resize(mark);
-        if (!st.ok()) return st;
+        if (Status st = PruneKey(key, it.value(), prop != nullptr ? prop : add.schema, depth);
+            !st.ok())
+          return st;
       }
     } else if (x.is_array()) {
       const Json* items = Member(s, "items");
