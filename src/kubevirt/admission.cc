@@ -201,7 +201,9 @@ void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSett
     for (const Json& s : list)
       if (StringField(s, "image") == cs.sidecar_image) return;
     // The sidecar gets no ConfigMap: the release and non-default TDVF paths are its arguments.
-    Json args = {"--version", cs.hook_version, "--kubevirt-version", kv.Text()};
+    // The release whose behaviour applies (a newer one acts as 1.9): what the hook accepts.
+    const kube::KubevirtVersion profile{.major = 1, .minor = kv.profile_minor()};
+    Json args = {"--version", cs.hook_version, "--kubevirt-version", profile.Text()};
     if (!up.renders_domain && cs.tdvf != kDefaultTdvf) args.insert(args.end(), {"--tdvf", cs.tdvf});
     list.push_back({{"image", cs.sidecar_image}, {"imagePullPolicy", "IfNotPresent"}, {"args", args}});
     ann[kHookSidecarsAnnotation] = list.dump();

@@ -269,6 +269,18 @@ TEST(AdmissionRules, UnknownReleaseFailsClosedForTdxOnly) {
   EXPECT_TRUE(Validate(plain, s).allowed);
   s.observed_version = kube::KubevirtVersion{.major = 1, .minor = 8};
   EXPECT_TRUE(Validate(BaseVmi(), s).allowed);
+  // A release newer than tdxvirt knows acts as 1.9, and the sidecar is told so (its
+  // --kubevirt-version takes 1.6..1.9 only).
+  s.observed_version = kube::KubevirtVersion{.major = 1, .minor = 11};
+  Json vmi = BaseVmi();
+  vmi["metadata"]["annotations"]["tdx.tdxvirt.io/mrowner"] = std::string(96, '0');
+  ReviewResult r11 = ReviewObject(vmi, s, ReviewKind::kBoth);
+  ASSERT_TRUE(r11.allowed) << ::testing::PrintToString(r11.denials);
+  EXPECT_EQ(r11.kubevirt_version, "1.11");
+  Json sidecars = Json::parse(
+      r11.mutated["metadata"]["annotations"]["hooks.kubevirt.io/hookSidecars"].get<std::string>());
+  EXPECT_EQ(sidecars[0]["args"],
+            Json::parse(R"(["--version","v1alpha3","--kubevirt-version","1.9"])"));
 }
 
 TEST(AdmissionRules, VmPathsNameTheTemplate) {
