@@ -25,6 +25,7 @@ struct KubevirtVersion {
   // A newer release has its own schema (say VEP 340's tdx.initDataRef), which we must not apply.
   bool exact() const { return major == 1 && minor >= kOldestKnownMinor && minor <= kNewestKnownMinor; }
   std::string Text() const { return std::to_string(major) + "." + std::to_string(minor); }
+  bool operator==(const KubevirtVersion&) const = default;
 };
 
 // Accepts "1.9", "v1.9", "v1.9.0" and pre-release/build suffixes. Errors name the expected form.

@@ -27,11 +27,7 @@ struct AgentMode {
   bool kubevirt_label = false;     // write kubevirt.io/tdx (asked for, and 1.6)
   bool kubevirt_label_refused = false;  // asked for, but virt-handler owns it
   std::string Name() const;  // "device-plugin" or "report-keys-outside"
-  bool operator==(const AgentMode& o) const {
-    return version.major == o.version.major && version.minor == o.version.minor &&
-           device_plugin == o.device_plugin && report_keys_outside == o.report_keys_outside &&
-           kubevirt_label == o.kubevirt_label && kubevirt_label_refused == o.kubevirt_label_refused;
-  }
+  bool operator==(const AgentMode&) const = default;
 };
 
 AgentMode AgentModeFor(const kube::KubevirtVersion& version, bool kubevirt_label_requested);
