@@ -13,6 +13,7 @@ packages=(
   libyaml-cpp-dev       # YAML (manifests, policies)
   libpugixml-dev        # libvirt domain XML
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # kubelet + KubeVirt hooks
+  libprotoc-dev         # tests/proto: parses .proto files at run time to compare with upstream
   libhiredis-dev        # Redis client: the attestation service's shared replay memory
   redis-server          # a real Redis for the replay-store tests
   libxml2-utils         # xmllint: checks domain XML against libvirt's RelaxNG schema
