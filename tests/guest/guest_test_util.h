@@ -87,6 +87,7 @@ class FakeTsmKernel : public ConfigfsFs {
 
   // What happened.
   std::map<std::string, Entry> entries;
+  std::vector<std::string> tried;  // every MakeDir path, refused ones too
   std::vector<std::string> made, removed;
   std::vector<size_t> inblob_writes;  // sizes
   int outblob_reads = 0;
@@ -94,6 +95,7 @@ class FakeTsmKernel : public ConfigfsFs {
   static constexpr char kDir[] = "/sys/kernel/config/tsm/report";
 
   int MakeDir(const std::string& path) override {
+    tried.push_back(path);
     if (Parent(path) != kDir) return ENOENT;
     if (entries.count(path)) return EEXIST;
     if (mkdir_error) return mkdir_error;

@@ -34,6 +34,9 @@ class QgsClientTest : public ::testing::Test {
   }
   QgsClient Unix() { return QgsClient(server_->addresses()[0], {.timeout = 2000ms}); }
   QgsClient Tcp() { return QgsClient(server_->addresses()[1], {.timeout = 2000ms}); }
+  // How the client's errors name the QGS.
+  std::string UnixAt() const { return "QGS at " + ToString(server_->addresses()[0]) + ": "; }
+  std::string TcpAt() const { return "QGS at " + ToString(server_->addresses()[1]) + ": "; }
 
   tdxvirt::testing::TempDir tmp_;
   FakeBackend backend_;
@@ -58,8 +61,10 @@ TEST_F(QgsClientTest, GetQuoteRaw) {
   bad[0] = 0x80;  // not TDX: the server closes without a quote
   auto refused = Tcp().GetQuoteRaw(bad);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.error().find("refused"), std::string::npos) << refused.error();
-  EXPECT_FALSE(Unix().GetQuoteRaw(Bytes(100, 0x81)).ok());
+  EXPECT_EQ(refused.error(), TcpAt() + "raw GET_QUOTE: the QGS closed without a quote (it refused the report)");
+  auto short_report = Unix().GetQuoteRaw(Bytes(100, 0x81));
+  ASSERT_FALSE(short_report.ok());
+  EXPECT_EQ(short_report.error(), UnixAt() + "raw GET_QUOTE: raw mode takes a 1024-byte TDREPORT, not 100 bytes");
 }
 
 TEST_F(QgsClientTest, GetCollateralIsTheBackendsCollateral) {
@@ -73,7 +78,7 @@ TEST_F(QgsClientTest, GetCollateralIsTheBackendsCollateral) {
   EXPECT_EQ(c->tcb_info_issuer_chain, backend_.collateral.tcb_info_issuer_chain);
   auto unknown = Unix().GetCollateral(Bytes(6, 0), "platform");
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.error().find("UNEXPECTED (0x12001)"), std::string::npos) << unknown.error();
+  EXPECT_EQ(unknown.error(), UnixAt() + "GET_COLLATERAL: the QGS answered with error UNEXPECTED (0x12001)");
 }
 
 TEST_F(QgsClientTest, GetPlatformInfo) {
@@ -88,7 +93,7 @@ TEST_F(QgsClientTest, ErrorResponsesBecomeErrors) {
   backend_.fail = true;
   auto quote = Unix().GetQuote(TestReport());
   ASSERT_FALSE(quote.ok());
-  EXPECT_NE(quote.error().find("UNEXPECTED (0x12001)"), std::string::npos) << quote.error();
+  EXPECT_EQ(quote.error(), UnixAt() + "GET_QUOTE: the QGS answered with error UNEXPECTED (0x12001)");
 }
 
 TEST(QgsClientConnect, NothingListening) {
@@ -97,7 +102,8 @@ TEST(QgsClientConnect, NothingListening) {
                    {.timeout = 500ms});
   auto quote = client.GetQuote(TestReport());
   ASSERT_FALSE(quote.ok());
-  EXPECT_NE(quote.error().find(tmp.File("none.sock")), std::string::npos) << quote.error();
+  const std::string at = "unix:" + tmp.File("none.sock");
+  EXPECT_EQ(quote.error(), "QGS at " + at + ": connect " + at + ": No such file or directory");
 }
 
 // One connection, answered with `reply` (or left hanging), on a UNIX socket.
@@ -176,29 +182,32 @@ TEST(QgsClientChecks, RejectsWhatQemuRejects) {
   struct Case {
     const char* name;
     Bytes reply;
-    const char* says;
+    std::string says;
   };
   Bytes error_reply = wire::Header(1, 24, 1, 1, kErrorUnexpected);
   error_reply.resize(24, 0);
   Bytes huge = {0x01, 0x00, 0x00, 0x10};  // 16 MiB + 16: over the client's limit
   huge.resize(40, 0);
   const std::vector<Case> cases = {
-      {"version 1.0", QuoteResp(1, 0, 1, 0, 100, 100), "version 1.0"},
-      {"version 2.1", QuoteResp(2, 1, 1, 0, 100, 100), "version 2.1"},
-      {"wrong type", QuoteResp(1, 1, 3, 0, 100, 100), "expected GET_QUOTE_RESP"},
-      {"error code", wire::Framed(error_reply), "UNEXPECTED (0x12001)"},
-      {"selected id", QuoteResp(1, 1, 1, 4, 100, 100), "attestation key ID"},
-      {"quote_size mismatch", QuoteResp(1, 1, 1, 0, 99, 100), "quote_size 99"},
-      {"empty quote", QuoteResp(1, 1, 1, 0, 0, 0), "quote_size 0"},
-      {"prefix over the limit", huge, "length prefix"},
-      {"closed without a reply", {}, "connection closed"},
+      {"version 1.0", QuoteResp(1, 0, 1, 0, 100, 100), "GET_QUOTE: reply has version 1.0, expected 1.1"},
+      {"version 2.1", QuoteResp(2, 1, 1, 0, 100, 100), "GET_QUOTE: reply has version 2.1, expected 1.1"},
+      {"wrong type", QuoteResp(1, 1, 3, 0, 100, 100), "GET_QUOTE: reply is GET_COLLATERAL_RESP, expected GET_QUOTE_RESP"},
+      {"error code", wire::Framed(error_reply), "GET_QUOTE: the QGS answered with error UNEXPECTED (0x12001)"},
+      {"selected id", QuoteResp(1, 1, 1, 4, 100, 100), 
+       "GET_QUOTE: the reply selects an attestation key ID that was not asked for"},
+      {"quote_size mismatch", QuoteResp(1, 1, 1, 0, 99, 100), 
+       "GET_QUOTE: GET_QUOTE_RESP: fixed part 24 + selected_id_size 0 (offset 16) + quote_size 99 (offset 20) = "
+       "123 bytes, but size at offset 8 is 124"},
+      {"empty quote", QuoteResp(1, 1, 1, 0, 0, 0), "GET_QUOTE: GET_QUOTE_RESP: success with quote_size 0 (offset 20)"},
+      {"prefix over the limit", huge, "reply length prefix 16777232 is outside 16..16777216"},
+      {"closed without a reply", {}, "reading the reply's length prefix: connection closed after 0 bytes"},
   };
   for (const Case& c : cases) {
     tdxvirt::testing::TempDir tmp;
     ScriptedQgs qgs(tmp.File("s.sock"), c.reply);
     auto quote = QgsClient(qgs.address(), {.timeout = 2000ms}).GetQuote(TestReport());
     ASSERT_FALSE(quote.ok()) << c.name;
-    EXPECT_NE(quote.error().find(c.says), std::string::npos) << c.name << ": " << quote.error();
+    EXPECT_EQ(quote.error(), "QGS at unix:" + tmp.File("s.sock") + ": " + c.says) << c.name;
   }
 }
 
@@ -209,7 +218,7 @@ TEST(QgsClientChecks, TimesOut) {
   ScriptedQgs qgs(tmp.File("s.sock"), {}, /*hang=*/true);
   auto quote = QgsClient(qgs.address(), {.timeout = 200ms}).GetQuote(TestReport());
   ASSERT_FALSE(quote.ok());
-  EXPECT_NE(quote.error().find("timed out"), std::string::npos) << quote.error();
+  EXPECT_EQ(quote.error(), "QGS at unix:" + tmp.File("s.sock") + ": reading the reply's length prefix: timed out after 0 bytes");
 }
 
 TEST(QgsClientChecks, PlatformInfoAcceptsAnyMinorVersion) {

@@ -233,7 +233,10 @@ TEST(JoseReference, RealTrustAuthorityTokenInOurClaimModel) {
   ASSERT_TRUE(verified.ok()) << verified.error();
   EXPECT_EQ(verified->claims, claims);
   o.now = claims["exp"].get<int64_t>() + 1;
-  EXPECT_FALSE(VerifyToken(*ours, key->jwks().dump(), o).ok());  // their exp is honoured
+  auto expired = VerifyToken(*ours, key->jwks().dump(), o);  // their exp is honoured
+  ASSERT_FALSE(expired.ok());
+  EXPECT_EQ(expired.error(), "token: expired at exp=" + std::to_string(claims["exp"].get<int64_t>()) + " (now " +
+                                 std::to_string(o.now) + "); get a new token");
 }
 
 }  // namespace

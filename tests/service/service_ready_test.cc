@@ -2,7 +2,11 @@
 // attest, ready again when that passes; a warning at start when no API key is required.
 #include <httplib.h>
 
+#include "common/openssl.h"
+#include "common/time.h"
 #include "service_test_util.h"
+#include "verify/collateral.h"
+#include "verify/trusted_root.h"
 
 namespace tdxvirt::service {
 namespace {
@@ -57,7 +61,16 @@ TEST(ServiceReady, AWrongRootIsNotReadyAndSaysWhy) {
   auto client = s.Client();
   auto provider = SimProvider();
   auto token = CollectToken(client, *provider, {});
-  EXPECT_FALSE(token.ok());
+  ASSERT_FALSE(token.ok());
+  auto root_pem = ReadFile(other.File("sim/root_ca.pem"));
+  ASSERT_TRUE(root_pem.ok());
+  auto root = verify::TrustedRoot::FromPem(AsString(*root_pem));
+  ASSERT_TRUE(root.ok()) << root.error();
+  EXPECT_EQ(token.error(),
+            "attest: HTTP 400: quote verification failed: pck_chain: chain ends in the self-signed \"tdxvirt "
+            "Simulated SGX Root CA\" (SHA-256 of the trusted root is " +
+                root->fingerprint() +
+                "); it is not the trusted root. Pass --root with the right CA, or check the evidence");
 }
 
 TEST(ServiceReady, ExpiredCollateralIsNotReadyUntilTheClockIsRightAgain) {
@@ -67,8 +80,13 @@ TEST(ServiceReady, ExpiredCollateralIsNotReadyUntilTheClockIsRightAgain) {
   s.now->store(start + 40 * 86400);  // past the simulator's 30-day nextUpdate
   auto [status, body] = Readyz(s);
   EXPECT_EQ(status, 503);
-  EXPECT_TRUE(Contains(body, "expired at")) << body;
-  EXPECT_TRUE(Contains(body, "fetch fresh collateral")) << body;
+  // The time is the nextUpdate of the simulator's Root CA CRL.
+  auto collateral = verify::LoadCollateral(F().sim_dir + "/collateral.json");
+  ASSERT_TRUE(collateral.ok()) << collateral.error();
+  auto crl = ossl::ParseDerCrl(collateral->root_ca_crl);
+  ASSERT_TRUE(crl.ok()) << crl.error();
+  EXPECT_EQ(body, "not ready: every attest would fail: root_ca_crl_validity: root_ca_crl expired at " +
+                      ossl::TimeToRfc3339(X509_CRL_get0_nextUpdate(crl->get())) + "; fetch fresh collateral\n");
   s.now->store(start);
   EXPECT_EQ(Readyz(s).first, 200);
 }

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/time.h"
 #include "replay/redis_test_server.h"
 #include "replay/replay_store.h"
 #include "service_test_util.h"
@@ -99,7 +100,9 @@ TEST(ServiceReplay, ARequestWithAForgedNonceDoesNotConsumeIt) {
   sig = text;
   auto refused = PostAttest(a->server->base_url(), forged.dump());
   EXPECT_EQ(refused.status, 400) << refused.body;
-  EXPECT_TRUE(Contains(refused.Message(), "verifier_nonce: signature does not verify")) << refused.body;
+  EXPECT_EQ(refused.Message(),
+            "verifier_nonce: signature does not verify: the nonce was not issued by this service (or "
+            "was altered); get one from GET /appraisal/v2/nonce of this service");
   EXPECT_EQ(tdxvirt::testing::RedisRaw(redis.port(), {"DBSIZE"}), ":1");  // memory-begins only
   auto owner = PostAttest(a->server->base_url(), ev);
   EXPECT_EQ(owner.status, 200) << owner.body;
@@ -149,7 +152,11 @@ TEST(ServiceReplay, RedisDownIs503WithoutATokenAndRecovers) {
   a->now->fetch_add(5);
   auto stale = PostAttest(a->server->base_url(), ev);
   EXPECT_EQ(stale.status, 400) << stale.body;
-  EXPECT_TRUE(Contains(stale.Message(), "before the replay store's memory began")) << stale.body;
+  auto nonce = NonceFromJson(nlohmann::json::parse(ev)["tdx"]["verifier_nonce"], "nonce");
+  ASSERT_TRUE(nonce.ok()) << nonce.error();
+  EXPECT_EQ(stale.Message(), "verifier_nonce: issued at " + std::string(AsString(nonce->iat)) +
+                                 ", before the replay store's memory began (" + FormatRfc3339(a->now->load()) +
+                                 ": Redis restarted or was flushed), so it may have been used; get a fresh nonce");
   auto back = PostAttest(a->server->base_url(), Evidence(*a));
   EXPECT_EQ(back.status, 200) << back.body;
   EXPECT_TRUE(back.HasToken());
