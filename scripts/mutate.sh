@@ -52,6 +52,11 @@ qe_report_signature @@ ossl::VerifyEcdsaP256Sha256(pck->leaf_key.get(), report, 
 qe_report_data @@ bool ok = std::equal(digest.begin(), digest.end(), qe.qe_report.report_data.begin()); @@ bool ok = true;
 qe_identity @@ add("qe_identity", MatchQeIdentity(*qe_identity, qe.qe_report), @@ add("qe_identity", OkStatus(),
 quote_signature @@ bool ok = key.ok() && ossl::VerifyEcdsaP256Sha256( @@ bool ok = key.ok() || ossl::VerifyEcdsaP256Sha256(
+collateral_usable_static_checks @@ if (!sc.check.ok) return Error{sc.check.name + ": " + sc.check.detail}; @@ if (false) return Error{sc.check.name + ": " + sc.check.detail};
+collateral_usable_crl_skip @@ if (sc.crl && !check_crl) continue; @@ if (false) continue;
+collateral_usable_window_crl_skip @@ if (w.crl && !check_crl) continue; @@ if (false) continue;
+collateral_usable_not_before @@ if (now < w.not_before) @@ if (false)
+collateral_usable_not_after @@ if (now > w.not_after) @@ if (false)
 tcb_status_acceptable @@ bool acceptable = t.status != TcbStatus::kRevoked @@ bool acceptable = true || t.status != TcbStatus::kRevoked
 EOF
 )

@@ -261,6 +261,38 @@ TEST(Verifier, DatesOutsideTheCollateralWindow) {
   EXPECT_NE(tcb->detail.find("not valid until 2025-06-19T10:16:03Z"), std::string::npos) << tcb->detail;
 }
 
+// What the service's readiness asks of its collateral (CollateralUsable): the first failed static
+// check, or a window that does not hold `now`; CRL checks and windows only with check_crl.
+TEST(CollateralUsable, NamesWhatWouldFailEveryVerification) {
+  auto root = TrustedRoot::IntelSgxRootCa();
+  ASSERT_TRUE(root.ok()) << root.error();
+  auto fresh = PreparedCollateral::Prepare(Load(kUpToDateCollateral), *root);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_TRUE(CollateralUsable(*fresh, kUpToDateAt, true).ok());
+  Status late = CollateralUsable(*fresh, 1753000000, true);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error(), "pck_crl_validity: pck_crl expired at 2025-07-19T10:00:35Z; fetch "
+                          "fresh collateral");
+  // Without CRL checks the CRL's window is not asked; the TCB Info's still is.
+  Status late_no_crl = CollateralUsable(*fresh, 1753000000, false);
+  ASSERT_FALSE(late_no_crl.ok());
+  EXPECT_EQ(late_no_crl.error(), "tcb_info_validity: TCB Info issueDate..nextUpdate expired at "
+                                 "2025-07-19T10:16:03Z; "
+                                 "fetch fresh collateral");
+  Status early = CollateralUsable(*fresh, 1750000000, true);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error(), "pck_crl_validity: pck_crl is not valid until 2025-06-19T10:00:35Z");
+
+  auto flipped = PreparedCollateral::Prepare(
+      Load("quotes/negative/tdx_quote_collateral_pckcrl_sigflip.json"), *root);
+  ASSERT_NE(flipped, nullptr);
+  Status crl = CollateralUsable(*flipped, kUpToDateAt, true);
+  ASSERT_FALSE(crl.ok());
+  EXPECT_EQ(crl.error(), "pck_crl_signature: the pck_crl signature does not verify with the key of "
+                         "\"Intel SGX PCK Platform CA\"; the CRL is corrupt or forged");
+  EXPECT_TRUE(CollateralUsable(*flipped, kUpToDateAt, false).ok());  // --no-crl skips CRLs
+}
+
 TEST(Verifier, QeReportTamperingIsCaught) {
   Bytes quote = ReadTestdata(kUpToDateQuote);
   auto q = evidence::ParseQuote(quote);
