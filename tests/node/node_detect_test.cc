@@ -374,7 +374,14 @@ TEST(NodeCli, DetectPrintsJsonAndExitCodes) {
   ASSERT_EQ(RunTdxvirt("node sim-host --root " + root.path() + " --kvm-tdx-off").exit_code, 0);
   r = RunTdxvirt("node detect --root " + root.path());
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.out.find("kvm_intel tdx=N: boot with kvm_intel.tdx=1"), std::string::npos) << r.out;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["summary"], "not a usable TDX host: kvm_intel tdx=N: boot with kvm_intel.tdx=1");
+  const nlohmann::json* kvm = nullptr;
+  for (const auto& c : j["checks"])
+    if (c["name"] == "kvm_intel_tdx") kvm = &c;
+  ASSERT_NE(kvm, nullptr) << r.out;
+  EXPECT_EQ((*kvm)["verdict"], "fail");
+  EXPECT_EQ((*kvm)["reason"], "kvm_intel tdx=N: boot with kvm_intel.tdx=1");
 
   // libvirt's capabilities on stdin, as `virsh domcapabilities | tdxvirt node detect ...`.
   ASSERT_EQ(RunTdxvirt("node sim-host --root " + root.path()).exit_code, 0);
