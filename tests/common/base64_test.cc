@@ -27,16 +27,23 @@ TEST(Base64Test, UrlFormIsUnpaddedWithUrlAlphabet) {
 }
 
 TEST(Base64Test, RejectsNonCanonicalAndMalformedInput) {
-  EXPECT_NE(Base64Decode("Zg=", "mrConfigId").error().find("mrConfigId: not standard base64"),
-            std::string::npos);
-  EXPECT_FALSE(Base64Decode("Zh==", "x").ok());  // trailing bits set
-  EXPECT_FALSE(Base64Decode("Zm9v\n", "x").ok());
-  EXPECT_FALSE(Base64Decode("Z===", "x").ok());
-  EXPECT_FALSE(Base64Decode("Zg=a", "x").ok());
-  EXPECT_FALSE(Base64Decode("-_-_", "x").ok());
-  EXPECT_FALSE(Base64UrlDecode("+/+/", "x").ok());
-  EXPECT_FALSE(Base64UrlDecode("Zg==", "x").ok());
-  EXPECT_FALSE(Base64UrlDecode("Z", "x").ok());
+  auto std_refusal = [](std::string_view text) {
+    auto r = Base64Decode(text, "x");
+    return r.ok() ? std::string("accepted") : r.error();
+  };
+  auto url_refusal = [](std::string_view text) {
+    auto r = Base64UrlDecode(text, "x");
+    return r.ok() ? std::string("accepted") : r.error();
+  };
+  EXPECT_EQ(Base64Decode("Zg=", "mrConfigId").error(), "mrConfigId: not standard base64 (length 3 is not a multiple of 4)");
+  EXPECT_EQ(std_refusal("Zh=="), "x: not standard base64 (non-canonical trailing bits)");  // trailing bits set
+  EXPECT_EQ(std_refusal("Zm9v\n"), "x: not standard base64 (length 5 is not a multiple of 4)");
+  EXPECT_EQ(std_refusal("Z==="), "x: not standard base64 (bad character at offset 1)");
+  EXPECT_EQ(std_refusal("Zg=a"), "x: not standard base64 (bad character at offset 2)");
+  EXPECT_EQ(std_refusal("-_-_"), "x: not standard base64 (bad character at offset 0)");
+  EXPECT_EQ(url_refusal("+/+/"), "x: not base64url (character '+')");
+  EXPECT_EQ(url_refusal("Zg=="), "x: not base64url (character '=')");
+  EXPECT_EQ(url_refusal("Z"), "x: not base64url (bad length)");
 }
 
 TEST(Base64Test, FortyEightBytesAreSixtyFourCharacters) {

@@ -75,8 +75,8 @@ TEST(TdReport, RejectsWrongSizeAndType) {
   raw[0] = 0x00;  // SGX report type
   r = ParseTdReport(raw);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().find("REPORTMACSTRUCT.REPORTTYPE.type at offset 0 is 0; a TD report has type 0x81"),
-            std::string::npos);
+  EXPECT_EQ(r.error(), "TDREPORT: REPORTMACSTRUCT.REPORTTYPE.type at offset 0 is 0; a TD report has type 0x81 (129). "
+            "Is this an SGX report?");
 }
 
 TEST(TdReport, AttributeFlags) {
