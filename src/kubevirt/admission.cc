@@ -1,6 +1,5 @@
 #include "kubevirt/admission.h"
 
-#include <cstdio>
 
 #include "kubevirt/prune.h"
 
@@ -24,12 +23,6 @@ struct Layout {
   bool vm = false;
   std::string spec_path, annotations_path;
 };
-
-std::string Hex64(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%08llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string QuantityText(const Json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -190,7 +183,7 @@ void Mutate(Json& obj, const Layout& l, const TdxRequest& req, const ClusterSett
     if (!ann.contains(key)) ann[key] = value;
   };
   if (t.qgs) add(kAnnotationQgs, t.qgs->text);
-  add(kAnnotationPolicy, Hex64(t.policy));
+  add(kAnnotationPolicy, PolicyText(t.policy));
 
   if (!cs.sidecar_image.empty()) {
     Json list = Json::array();

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <pugixml.hpp>
@@ -19,12 +18,6 @@
 namespace tdxvirt::kubevirt {
 
 namespace {
-
-std::string Hex64(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%08llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 pugi::xml_node Child(pugi::xml_node parent, const char* name) {
   pugi::xml_node n = parent.child(name);
@@ -47,7 +40,7 @@ std::string Save(const pugi::xml_document& doc) {
 // <launchSecurity type='tdx'> children upstream does not write: policy, MR values (KubeVirt's
 // DomainSpec drops these three on re-parse; the raw XML libvirt defines keeps them) and the QGS.
 void AddLaunchSecurityChildren(pugi::xml_node ls, const TdxSettings& t) {
-  if (!ls.child("policy")) ls.append_child("policy").text().set(Hex64(t.policy).c_str());
+  if (!ls.child("policy")) ls.append_child("policy").text().set(PolicyText(t.policy).c_str());
   auto mr = [&](const char* name, const std::optional<ByteArray<48>>& v) {
     if (v && !ls.child(name)) ls.append_child(name).text().set(Base64Encode(*v).c_str());
   };
@@ -175,11 +168,20 @@ HookScope HookScopeFor(const kube::KubevirtVersion& kv) {
   return kube::UpstreamTdxFor(kv).renders_domain ? HookScope::kLaunchSecurity : HookScope::kFull;
 }
 
+namespace {
+
+// KubeVirt's own TDVF (1.7+): its folder moved to edk2/ovmf in 1.9.
+std::string UpstreamTdvf(const kube::UpstreamTdx& up, bool secure_boot) {
+  return std::string(up.qgs ? "/usr/share/edk2/ovmf/" : "/usr/share/OVMF/") +
+         (secure_boot ? "OVMF.inteltdx.secboot.fd" : "OVMF.inteltdx.fd");
+}
+
+}  // namespace
+
 std::string TdvfPath(const ClusterSettings& cs, const kube::KubevirtVersion& kv, bool secure_boot) {
   const kube::UpstreamTdx up = kube::UpstreamTdxFor(kv);
   if (!up.renders_domain) return secure_boot ? cs.tdvf_secure_boot : cs.tdvf;
-  return std::string(up.qgs ? "/usr/share/edk2/ovmf/" : "/usr/share/OVMF/") +
-         (secure_boot ? "OVMF.inteltdx.secboot.fd" : "OVMF.inteltdx.fd");
+  return UpstreamTdvf(up, secure_boot);
 }
 
 namespace {
@@ -193,7 +195,7 @@ void UpstreamTdxTo(pugi::xml_node dom, const kube::KubevirtVersion& kv, bool sec
   while (os.child("loader")) os.remove_child("loader");
   pugi::xml_node loader = os.child("type") ? os.insert_child_after("loader", os.child("type"))
                                            : os.append_child("loader");
-  loader.text().set(TdvfPath(ClusterSettings{}, kv, secure_boot).c_str());
+  loader.text().set(UpstreamTdvf(up, secure_boot).c_str());
   SetAttr(loader, "readonly", "yes");
   // 1.7/1.8: secure follows secureBoot; 1.9 always writes "no" for TDX.
   SetAttr(loader, "secure", secure_boot && !up.secure_boot ? "yes" : "no");

@@ -68,12 +68,7 @@ Status Apply(const Json& j, ClusterSettings& s) {
       else if (key == "tdvfSecureBoot") s.tdvf_secure_boot = *str;
       else if (key == "sidecarImage") s.sidecar_image = *str;
       else if (key == "hookVersion") s.hook_version = *str;
-      else if (key == "kubevirtVersion") s.kubevirt_version = *str;
-      else
-        return Error{"settings: unknown key \"" + key +
-                     "\" (known: featureGate, qgsSocketPath, qgsEnforced, keyResourceName, "
-                     "nodeLabel, nodeLabelValue, tdvf.plain, tdvf.secureBoot, sidecarImage, "
-                     "hookVersion)"};
+      else s.kubevirt_version = *str;  // kKnown leaves only kubevirtVersion
     }
   }
   if (auto st = AbsolutePath(s.qgs_socket_path, "qgsSocketPath", false); !st.ok()) return st;

@@ -148,6 +148,12 @@ std::string ClusterQgsPath(const ClusterSettings& cluster, const kube::KubevirtV
   return cluster.qgs_socket_path;
 }
 
+std::string PolicyText(uint64_t policy) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%08llx", static_cast<unsigned long long>(policy));
+  return buf;
+}
+
 TdxRequest ExtractTdx(const Json& spec, const Json& annotations, const std::string& sp,
                       const std::string& ap, const ClusterSettings& cluster,
                       const kube::KubevirtVersion& kv) {

@@ -52,6 +52,8 @@ Result<QgsAddress> ParseQgs(std::string_view text);
 Result<ByteArray<48>> ParseMeasurement(std::string_view text);
 // TD attributes: "0x10000000" (hex) or a JSON number.
 Result<uint64_t> ParsePolicy(const Json& value);
+// TD attributes as libvirt's <policy> and our annotation write them: "0x10000000".
+std::string PolicyText(uint64_t policy);
 
 // The effective TDX settings of one VM.
 struct TdxSettings {
