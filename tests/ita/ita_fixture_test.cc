@@ -287,5 +287,17 @@ TEST_F(OwnPki, UnsupportedAlgorithmRefusedByGoAndPython) {
   EXPECT_REFUSED(r.c, "verify_token: STATUS_TOKEN_VERIFICATION_FAILED_ERROR");
 }
 
+TEST_F(OwnPki, MissingKidRefusedAllWays) {
+  Chain c = MakeChain({.crl_base = kBase, .now = now_});
+  Serve(c);
+  std::string t = Token(c);
+  std::string header = Base64UrlEncode(AsBytes(nlohmann::json{{"alg", "PS384"}, {"typ", "JWT"}}.dump()));
+  t = header + t.substr(t.find('.'));
+  auto r = VerifyAllWays(t, Options());
+  EXPECT_REFUSED(r.go, "Failed to verify jwt token: kid field missing in token header");
+  EXPECT_REFUSED(r.c, "verify_token: STATUS_TOKEN_KID_NULL_ERROR");
+  EXPECT_REFUSED(r.py, "verify_token: Missing key id in token");
+}
+
 }  // namespace
 }  // namespace tdxvirt::ita
