@@ -139,7 +139,7 @@ TEST_F(IntelCFixture, CrlNotServedRefusedAllWays) {
   EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
                       "STATUS_CRL_DOWNLOAD_ERROR: http://localhost:8081/crl/ats-ca-crl.der is not a DER CRL");
   ASSERT_FALSE(r.py.ok());
-  EXPECT_TRUE(r.py.error().starts_with("verify_token: Error occurred in get_crl request: ")) << r.py.error();
+  EXPECT_TRUE(r.py.error().starts_with("verify_token: Failed to get INTERMEDIATE CA CRL Object: Error occurred in get_crl request: ")) << r.py.error();
 }
 
 // Our own PKI (Intel's CA keys are not ours) for the cases that need a CA to sign something.

@@ -16,7 +16,8 @@ Differences from the connector, all at the edges:
   * `next_update_utc` (cryptography >= 42) is used when present, else `next_update` read as UTC
     (Debian 12 ships cryptography 38, which has only the naive attribute).
   * The connector logs and returns None on refusal (and lets ExtensionNotFound escape); here every
-    refusal is printed as "REFUSED <step>: <reason>" with the connector's log text as the reason.
+    refusal is printed as "REFUSED verify_token: <reason>" with the connector's log text as the
+    reason, the inner log line appended after ": " where the connector logs two (CRL download).
 
 Output, last line: "OK <claims JSON>" (exit 0) or "REFUSED ..." (exit 1).
 """
@@ -131,7 +132,10 @@ def verify_token(token, base_url, now):
         cdp_list = inter_ca_cert.extensions.get_extension_for_oid(x509.ExtensionOID.CRL_DISTRIBUTION_POINTS)
     except x509.ExtensionNotFound as exc:
         raise Refused(f"ExtensionNotFound (uncaught in the connector): Signing CA: {exc}")
-    root_crl_obj = get_crl(cdp_list.value[0].full_name[0].value)
+    try:
+        root_crl_obj = get_crl(cdp_list.value[0].full_name[0].value)
+    except Refused as exc:
+        raise Refused(f"Failed to get ROOT CA CRL Object: {exc}")
     reason = verify_crl(root_crl_obj, inter_ca_cert, root_cert, now)
     if reason:
         raise Refused(f"Failed to check Intermediate CA Certificate against Root CA CRL: {reason}")
@@ -140,7 +144,10 @@ def verify_token(token, base_url, now):
         cdp_list = leaf_cert.extensions.get_extension_for_oid(x509.ExtensionOID.CRL_DISTRIBUTION_POINTS)
     except x509.ExtensionNotFound as exc:
         raise Refused(f"ExtensionNotFound (uncaught in the connector): leaf: {exc}")
-    intermediate_ca_crl_obj = get_crl(cdp_list.value[0].full_name[0].value)
+    try:
+        intermediate_ca_crl_obj = get_crl(cdp_list.value[0].full_name[0].value)
+    except Refused as exc:
+        raise Refused(f"Failed to get INTERMEDIATE CA CRL Object: {exc}")
     reason = verify_crl(intermediate_ca_crl_obj, leaf_cert, inter_ca_cert, now)
     if reason:
         raise Refused(f"Failed to check Leaf Certificate against Intermediate CA CRL: {reason}")
