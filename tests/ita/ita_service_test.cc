@@ -10,6 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "common/base64.h"
 #include "ita_ways.h"
 #include "service_test_util.h"
@@ -175,6 +178,46 @@ TEST_F(OurService, TokenOfThePreviousKeyStillVerifiesAfterRotate) {
     EXPECT_TRUE(c.ok()) << c.error();
     EXPECT_TRUE(py.ok()) << py.error();
   }
+}
+
+// The real binaries end to end: `tdxvirt serve attestation --token-pki DIR --public-url URL` and a
+// token from `tdxvirt attest token` (simulated TD), RS256 to cover the non-default algorithm.
+TEST(OurServiceBinary, ServeAttestationTokenPassesAllThreeWays) {
+  TempDir d;
+  int port = FreePort();
+  ASSERT_NE(port, 0);
+  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  auto r = RunTdxvirt("token-pki init --dir " + d.File("pki") + " --public-url " + url + " --key-bits 2048");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  tdxvirt::testing::WriteFile(d.File("keys"), "cli-key\n");
+  pid_t pid = tdxvirt::testing::SpawnTdxvirt(
+      {"serve", "attestation", "--plain-http", "--listen", "127.0.0.1:" + std::to_string(port), "--port-file",
+       d.File("port"), "--token-pki", d.File("pki"), "--public-url", url, "--collateral",
+       F().sim_dir + "/collateral.json", "--root", F().sim_dir + "/root_ca.pem", "--api-key-file", d.File("keys")},
+      d.File("serve.err"));
+  ASSERT_GT(pid, 0);
+  // The port file is written once the socket listens (bounded wait, as tests/service does).
+  std::string written;
+  for (int i = 0; i < 3000 && written.empty(); ++i) {
+    written = tdxvirt::testing::ReadFileText(d.File("port"));
+    if (written.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(written.empty()) << "serve attestation did not start: " << tdxvirt::testing::ReadFileText(d.File("serve.err"));
+  tdxvirt::testing::WriteFile(d.File("cfg.json"), nlohmann::json({{"trustauthority_url", url},
+                                                                  {"trustauthority_api_url", url},
+                                                                  {"trustauthority_api_key", "cli-key"}}).dump());
+  r = RunTdxvirt("attest token -c " + d.File("cfg.json") + " --allow-http --provider sim --sim-dir " + F().sim_dir +
+                 " -a RS256");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string token = r.out.substr(0, r.out.find('\n'));
+  WayOptions o{.base_url = url, .now = std::time(nullptr)};
+  auto go = VerifyGoWay(token, o);
+  auto c = VerifyCWay(token, o);
+  auto py = VerifyPythonWay(token, o);
+  EXPECT_TRUE(go.ok()) << go.error();
+  EXPECT_TRUE(c.ok()) << c.error();
+  EXPECT_TRUE(py.ok()) << py.error();
+  EXPECT_EQ(tdxvirt::testing::TerminateAndWait(pid), 0);
 }
 
 }  // namespace
