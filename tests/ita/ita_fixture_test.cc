@@ -287,6 +287,17 @@ TEST_F(OwnPki, UnsupportedAlgorithmRefusedByGoAndPython) {
   EXPECT_REFUSED(r.c, "verify_token: STATUS_TOKEN_VERIFICATION_FAILED_ERROR");
 }
 
+// The C client downloads every URI of every distribution point; Go and Python only the first.
+TEST_F(OwnPki, UnreachableSecondCdpRefusedTheCWayOnly) {
+  Chain c = MakeChain({.crl_base = kBase, .now = now_, .leaf_second_cdp = std::string(kBase) + "/crl/missing.der"});
+  Serve(c);
+  auto r = VerifyAllWays(Token(c), Options());
+  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
+                      "STATUS_CRL_DOWNLOAD_ERROR: GET http://127.0.0.1:8081/crl/missing.der: HTTP 404");
+  EXPECT_ACCEPTED(r.go);
+  EXPECT_ACCEPTED(r.py);
+}
+
 TEST_F(OwnPki, MissingKidRefusedAllWays) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_});
   Serve(c);

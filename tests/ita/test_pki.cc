@@ -61,7 +61,15 @@ Issued Issue(const CertSpec& s, ossl::PkeyPtr key, const Issued* issuer) {
   AddExt(c, issuer_cert, NID_authority_key_identifier, "keyid:always");
   AddExt(c, issuer_cert, NID_key_usage,
          s.ca ? "critical,keyCertSign,cRLSign" : "digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment");
-  if (!s.cdp.empty()) AddExt(c, issuer_cert, NID_crl_distribution_points, "URI:" + s.cdp);
+  if (!s.cdp.empty()) {
+    std::string uris;
+    for (size_t at = 0; at != std::string::npos;) {
+      size_t comma = s.cdp.find(',', at);
+      uris += (uris.empty() ? "URI:" : ",URI:") + s.cdp.substr(at, comma == std::string::npos ? comma : comma - at);
+      at = comma == std::string::npos ? comma : comma + 1;
+    }
+    AddExt(c, issuer_cert, NID_crl_distribution_points, uris);
+  }
   if (!s.eku.empty()) AddExt(c, issuer_cert, NID_ext_key_usage, s.eku);
   EVP_PKEY* signer = issuer ? issuer->key.get() : key.get();
   if (X509_sign(c, signer, EVP_sha384()) <= 0) ADD_FAILURE() << "X509_sign: " << ossl::LastError();
@@ -107,7 +115,10 @@ Chain MakeChain(const ChainSpec& s) {
                         .not_before = s.now - day, .not_after = s.now + 1825 * day, .serial = 200},
                        NewRsaKey(), &c.root);
   c.leaf = Issue({.cn = "Test Attestation Token Signing Certificate",
-                  .cdp = s.leaf_cdp ? s.crl_base + "/crl/ats-ca-crl.der" : "", .eku = s.leaf_eku,
+                  .cdp = !s.leaf_cdp ? ""
+                         : s.crl_base + "/crl/ats-ca-crl.der" +
+                               (s.leaf_second_cdp.empty() ? "" : "," + s.leaf_second_cdp),
+                  .eku = s.leaf_eku,
                   .not_before = s.now - day, .not_after = s.now + 365 * day, .serial = 300},
                  NewRsaKey(), &c.signing_ca);
   auto der = c.leaf.der();

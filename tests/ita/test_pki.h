@@ -19,7 +19,7 @@ struct CertSpec {
   std::string cn;
   bool ca = false;
   int pathlen = -1;           // CA only; -1: none
-  std::string cdp;            // "" : no CRL distribution point
+  std::string cdp;            // "" : no CRL distribution point; else URI[,URI...] (one DP)
   std::string eku;            // "" : none, else an openssl extendedKeyUsage value ("clientAuth")
   int64_t not_before = 0, not_after = 0;
   long serial = 1;
@@ -49,6 +49,7 @@ struct ChainSpec {
   int64_t now = 0;
   bool signing_ca_cdp = true, leaf_cdp = true;
   std::string leaf_eku;
+  std::string leaf_second_cdp;  // a second URI in the leaf's distribution point
 };
 Chain MakeChain(const ChainSpec& s);
 
