@@ -116,6 +116,23 @@ TEST_F(IntelCFixture, KeyWithoutX5cRefusedTheCWayOnly) {
   EXPECT_REFUSED(r.py, "verify_token: no Signing CA or no leaf certificate in x5c");
 }
 
+TEST_F(IntelCFixture, MoreThanTenX5cCertificatesRefusedAllWays) {
+  for (auto& k : jwks_["keys"])
+    while (k["x5c"].size() < 11) k["x5c"].push_back(k["x5c"][2]);
+  server_.Set("/certs", jwks_.dump());
+  auto r = VerifyAllWays(token_, Options());
+  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Token Signing Cert chain has more than 10 certificates");
+  EXPECT_REFUSED(r.c, "verify_token: STATUS_JSON_NO_OF_SIGN_CERT_EXCEEDING_ERROR");
+  EXPECT_REFUSED(r.py, "verify_token: Token Signing Cert chain has more than 10 certificates");
+  // Ten are still accepted (the extra copies of the root change nothing).
+  for (auto& k : jwks_["keys"]) k["x5c"].erase(10);
+  server_.Set("/certs", jwks_.dump());
+  r = VerifyAllWays(token_, Options());
+  EXPECT_ACCEPTED(r.go);
+  EXPECT_ACCEPTED(r.c);
+  EXPECT_ACCEPTED(r.py);
+}
+
 // x5c[2] replaced by go-connector-invalid-ca.der, a self-signed "Intel Amber Root CA" that did not
 // sign this Signing CA: the Root CA's CRL (signed by the real root) no longer verifies.
 TEST_F(IntelCFixture, SigningCaNotSignedByTheRootRefusedAllWays) {
