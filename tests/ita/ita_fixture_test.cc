@@ -267,6 +267,17 @@ TEST_F(OwnPki, SigningCaFromAnotherRootRefusedAllWays) {
   EXPECT_REFUSED(r.py, "verify_token: Error in verifying inter ca certificate against root certificate");
 }
 
+// Python checks the CA signatures only, never a validity period.
+TEST_F(OwnPki, ExpiredLeafCertificateRefusedByGoAndCNotByPython) {
+  Chain c = MakeChain({.crl_base = kBase, .now = now_, .leaf_not_after = now_ - 60});
+  Serve(c);
+  auto r = VerifyAllWays(Token(c), Options());
+  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to verify cert chain: "
+                       "x509: certificate has expired or is not yet valid");
+  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: certificate has expired");
+  EXPECT_ACCEPTED(r.py);
+}
+
 // Go's VerifyOptions default to ExtKeyUsageServerAuth; the others set no purpose.
 TEST_F(OwnPki, LeafEkuWithoutServerAuthRefusedTheGoWayOnly) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_, .leaf_eku = "clientAuth"});

@@ -119,7 +119,8 @@ Chain MakeChain(const ChainSpec& s) {
                          : s.crl_base + "/crl/ats-ca-crl.der" +
                                (s.leaf_second_cdp.empty() ? "" : "," + s.leaf_second_cdp),
                   .eku = s.leaf_eku,
-                  .not_before = s.now - day, .not_after = s.now + 365 * day, .serial = 300},
+                  .not_before = s.now - day, .not_after = s.leaf_not_after ? s.leaf_not_after : s.now + 365 * day,
+                  .serial = 300},
                  NewRsaKey(), &c.signing_ca);
   auto der = c.leaf.der();
   c.kid = ToHex(ossl::Sha384(der));

@@ -50,6 +50,7 @@ struct ChainSpec {
   bool signing_ca_cdp = true, leaf_cdp = true;
   std::string leaf_eku;
   std::string leaf_second_cdp;  // a second URI in the leaf's distribution point
+  int64_t leaf_not_after = 0;   // 0: a year after `now`
 };
 Chain MakeChain(const ChainSpec& s);
 
