@@ -1,9 +1,9 @@
 // The three verifiers (Go, C and Python ways) proven on Intel's own artefacts first: the C client's
 // dev JWKS, CRLs and SGX token (shared/testdata/ita, MANIFEST.md) served over real HTTP at the CDPs
-// the certificates name. Then every refusal, each way with its own reason: a revoked leaf, a revoked
-// Signing CA, a stale CRL, a missing CDP, a Signing CA from another root, a JWKS key without x5c, a
-// tampered signature, an unknown kid, plus the cases where the clients disagree (EKU, x5c order,
-// expiry), so the table in docs/verification.md is backed by tests.
+// the certificates name. Then every refusal, each way with its own reason: a revoked leaf, a
+// revoked Signing CA, a stale CRL, a missing CDP, a Signing CA from another root, a JWKS key
+// without x5c, a tampered signature, an unknown kid, plus the cases where the clients disagree
+// (EKU, x5c order, expiry), so the table in docs/verification.md is backed by tests.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -35,10 +35,10 @@ Outcomes VerifyAllWays(const std::string& token, const WayOptions& o) {
   return {VerifyGoWay(token, o), VerifyCWay(token, o), VerifyPythonWay(token, o)};
 }
 #define EXPECT_ACCEPTED(r) EXPECT_TRUE((r).ok()) << (r).error()
-#define EXPECT_REFUSED(r, msg)                  \
-  do {                                          \
-    ASSERT_FALSE((r).ok()) << "accepted";       \
-    EXPECT_EQ((r).error(), msg);                \
+#define EXPECT_REFUSED(r, msg)            \
+  do {                                    \
+    ASSERT_FALSE((r).ok()) << "accepted"; \
+    EXPECT_EQ((r).error(), msg);          \
   } while (0)
 
 class IntelCFixture : public ::testing::Test {
@@ -51,7 +51,9 @@ class IntelCFixture : public ::testing::Test {
     while (!token_.empty() && (token_.back() == '\n' || token_.back() == '\r')) token_.pop_back();
     jwks_ = nlohmann::json::parse(Testdata("c-client-dev-jwks.json"));
   }
-  WayOptions Options() const { return {.base_url = "http://localhost:8081", .now = kInsideIntelToken}; }
+  WayOptions Options() const {
+    return {.base_url = "http://localhost:8081", .now = kInsideIntelToken};
+  }
 
   StaticServer server_;
   std::string token_;
@@ -83,7 +85,9 @@ TEST_F(IntelCFixture, TamperedSignatureRefusedAllWays) {
   char& last = t[t.size() - 2];
   last = last == 'A' ? 'B' : 'A';
   auto r = VerifyAllWays(t, Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: token signature is invalid: crypto/rsa: verification error");
+  EXPECT_REFUSED(
+      r.go,
+      "Failed to verify jwt token: token signature is invalid: crypto/rsa: verification error");
   EXPECT_REFUSED(r.c, "verify_token: STATUS_TOKEN_VERIFICATION_FAILED_ERROR");
   EXPECT_REFUSED(r.py, "verify_token: Invalid Attestation token: Signature verification failed");
 }
@@ -104,8 +108,9 @@ TEST_F(IntelCFixture, KeyWithoutX5cRefusedTheCWayOnly) {
   jwks_["keys"][1].erase("x5c");
   server_.Set("/certs", jwks_.dump());
   auto r = VerifyAllWays(token_, Options());
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_JSON_SIGN_CERT_UNMARSHALING_ERROR: "
-                      "STATUS_JSON_SIGN_CERT_PARSING_KEYS_X5C_FIELD_NOT_AN_ARRAY_ERROR");
+  EXPECT_REFUSED(r.c,
+                 "verify_token: STATUS_JSON_SIGN_CERT_UNMARSHALING_ERROR: "
+                 "STATUS_JSON_SIGN_CERT_PARSING_KEYS_X5C_FIELD_NOT_AN_ARRAY_ERROR");
   EXPECT_ACCEPTED(r.go);
   EXPECT_ACCEPTED(r.py);
   // Without x5c on the key the token names, Go and Python have no chain either.
@@ -121,7 +126,8 @@ TEST_F(IntelCFixture, MoreThanTenX5cCertificatesRefusedAllWays) {
     while (k["x5c"].size() < 11) k["x5c"].push_back(k["x5c"][2]);
   server_.Set("/certs", jwks_.dump());
   auto r = VerifyAllWays(token_, Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Token Signing Cert chain has more than 10 certificates");
+  EXPECT_REFUSED(
+      r.go, "Failed to verify jwt token: Token Signing Cert chain has more than 10 certificates");
   EXPECT_REFUSED(r.c, "verify_token: STATUS_JSON_NO_OF_SIGN_CERT_EXCEEDING_ERROR");
   EXPECT_REFUSED(r.py, "verify_token: Token Signing Cert chain has more than 10 certificates");
   // Ten are still accepted (the extra copies of the root change nothing).
@@ -140,23 +146,35 @@ TEST_F(IntelCFixture, SigningCaNotSignedByTheRootRefusedAllWays) {
   for (auto& k : jwks_["keys"]) k["x5c"][2] = invalid_root;
   server_.Set("/certs", jwks_.dump());
   auto r = VerifyAllWays(token_, Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to check ATS CA Certificate against Root CA CRL: "
-                       "CRL signature verification failed: crypto/rsa: verification error");
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_ROOT_CRL_VERIFICATION_ERROR: "
-                      "STATUS_CRL_VERIFICATION_ERROR");
-  EXPECT_REFUSED(r.py, "verify_token: Failed to check Intermediate CA Certificate against Root CA CRL: "
-                       "Invalid CRL signature");
+  EXPECT_REFUSED(
+      r.go,
+      "Failed to verify jwt token: Failed to check ATS CA Certificate against Root CA CRL: "
+      "CRL signature verification failed: crypto/rsa: verification error");
+  EXPECT_REFUSED(
+      r.c,
+      "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_ROOT_CRL_VERIFICATION_ERROR: "
+      "STATUS_CRL_VERIFICATION_ERROR");
+  EXPECT_REFUSED(r.py,
+                 "verify_token: Failed to check Intermediate CA Certificate against Root CA CRL: "
+                 "Invalid CRL signature");
 }
 
 TEST_F(IntelCFixture, CrlNotServedRefusedAllWays) {
   server_.Set("/crl/ats-ca-crl.der", "not a CRL");
   auto r = VerifyAllWays(token_, Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to get ATS CRL Object: Failed to parse revocation list: "
-                       "x509: malformed crl");
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
-                      "STATUS_CRL_DOWNLOAD_ERROR: http://localhost:8081/crl/ats-ca-crl.der is not a DER CRL");
+  EXPECT_REFUSED(
+      r.go,
+      "Failed to verify jwt token: Failed to get ATS CRL Object: Failed to parse revocation list: "
+      "x509: malformed crl");
+  EXPECT_REFUSED(
+      r.c,
+      "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
+      "STATUS_CRL_DOWNLOAD_ERROR: http://localhost:8081/crl/ats-ca-crl.der is not a DER CRL");
   ASSERT_FALSE(r.py.ok());
-  EXPECT_TRUE(r.py.error().starts_with("verify_token: Failed to get INTERMEDIATE CA CRL Object: Error occurred in get_crl request: ")) << r.py.error();
+  EXPECT_TRUE(
+      r.py.error().starts_with("verify_token: Failed to get INTERMEDIATE CA CRL Object: Error "
+                               "occurred in get_crl request: "))
+      << r.py.error();
 }
 
 // Our own PKI (Intel's CA keys are not ours) for the cases that need a CA to sign something.
@@ -164,12 +182,16 @@ class OwnPki : public ::testing::Test {
  protected:
   static constexpr const char* kBase = "http://127.0.0.1:8081";
   void Serve(const Chain& c, const std::vector<const Issued*>& revoked_by_root = {},
-             const std::vector<const Issued*>& revoked_by_signing_ca = {}, int64_t ats_next_update = 0) {
-    server_.Set("/crl/root-ca-crl.der", std::string(AsString(MakeCrl(c.root, now_ - 60, now_ + 86400, revoked_by_root))));
+             const std::vector<const Issued*>& revoked_by_signing_ca = {},
+             int64_t ats_next_update = 0) {
+    server_.Set("/crl/root-ca-crl.der",
+                std::string(AsString(MakeCrl(c.root, now_ - 60, now_ + 86400, revoked_by_root))));
     server_.Set("/crl/ats-ca-crl.der",
-                std::string(AsString(MakeCrl(c.signing_ca, now_ - 7200, ats_next_update ? ats_next_update : now_ + 86400,
+                std::string(AsString(MakeCrl(c.signing_ca, now_ - 7200,
+                                             ats_next_update ? ats_next_update : now_ + 86400,
                                              revoked_by_signing_ca))));
-    server_.Set("/certs", nlohmann::json{{"keys", {JwkFor(c, "PS384"), JwkFor(c, "RS256")}}}.dump());
+    server_.Set("/certs",
+                nlohmann::json{{"keys", {JwkFor(c, "PS384"), JwkFor(c, "RS256")}}}.dump());
   }
   std::string Token(const Chain& c, const std::string& alg = "PS384") {
     nlohmann::json claims = {{"iss", "test"}, {"iat", now_}, {"nbf", now_}, {"exp", now_ + 300}};
@@ -196,11 +218,14 @@ TEST_F(OwnPki, RevokedLeafRefusedAllWays) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_});
   Serve(c, {}, {&c.leaf});
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to check ATS Leaf certificate against ATS CRL: "
-                       "Certificate was Revoked");
+  EXPECT_REFUSED(
+      r.go,
+      "Failed to verify jwt token: Failed to check ATS Leaf certificate against ATS CRL: "
+      "Certificate was Revoked");
   EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: certificate revoked");
-  EXPECT_REFUSED(r.py, "verify_token: Failed to check Leaf Certificate against Intermediate CA CRL: "
-                       "certificate has been revoked");
+  EXPECT_REFUSED(r.py,
+                 "verify_token: Failed to check Leaf Certificate against Intermediate CA CRL: "
+                 "certificate has been revoked");
 }
 
 // X509_V_FLAG_CRL_CHECK checks the leaf only, and util.c verify_crl never looks up a serial: the C
@@ -209,10 +234,13 @@ TEST_F(OwnPki, RevokedSigningCaRefusedByGoAndPythonNotByC) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_});
   Serve(c, {&c.signing_ca});
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to check ATS CA Certificate against Root CA CRL: "
-                       "Certificate was Revoked");
-  EXPECT_REFUSED(r.py, "verify_token: Failed to check Intermediate CA Certificate against Root CA CRL: "
-                       "certificate has been revoked");
+  EXPECT_REFUSED(
+      r.go,
+      "Failed to verify jwt token: Failed to check ATS CA Certificate against Root CA CRL: "
+      "Certificate was Revoked");
+  EXPECT_REFUSED(r.py,
+                 "verify_token: Failed to check Intermediate CA Certificate against Root CA CRL: "
+                 "certificate has been revoked");
   EXPECT_ACCEPTED(r.c);
 }
 
@@ -220,22 +248,31 @@ TEST_F(OwnPki, CrlPastNextUpdateRefusedAllWays) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_});
   Serve(c, {}, {}, now_ - 3600);
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to check ATS Leaf certificate against ATS CRL: Outdated CRL");
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_VERIFICATION_ERROR: "
-                      "STATUS_CRL_EXPIRED");
-  EXPECT_REFUSED(r.py, "verify_token: Failed to check Leaf Certificate against Intermediate CA CRL: "
-                       "crl has been expired");
+  EXPECT_REFUSED(r.go,
+                 "Failed to verify jwt token: Failed to check ATS Leaf certificate against ATS "
+                 "CRL: Outdated CRL");
+  EXPECT_REFUSED(r.c,
+                 "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: "
+                 "STATUS_INTERMEDIATE_CRL_VERIFICATION_ERROR: "
+                 "STATUS_CRL_EXPIRED");
+  EXPECT_REFUSED(r.py,
+                 "verify_token: Failed to check Leaf Certificate against Intermediate CA CRL: "
+                 "crl has been expired");
 }
 
 TEST_F(OwnPki, LeafWithoutCdpRefusedAllWays) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_, .leaf_cdp = false});
   Serve(c);
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to get ATS CRL Object: Invalid CDP count present in the certificate");
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
-                      "STATUS_CRL_DP_NOT_PRESENT");
+  EXPECT_REFUSED(r.go,
+                 "Failed to verify jwt token: Failed to get ATS CRL Object: Invalid CDP count "
+                 "present in the certificate");
+  EXPECT_REFUSED(r.c,
+                 "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
+                 "STATUS_CRL_DP_NOT_PRESENT");
   ASSERT_FALSE(r.py.ok());
-  EXPECT_TRUE(r.py.error().starts_with("verify_token: ExtensionNotFound (uncaught in the connector): leaf: "))
+  EXPECT_TRUE(r.py.error().starts_with(
+      "verify_token: ExtensionNotFound (uncaught in the connector): leaf: "))
       << r.py.error();
 }
 
@@ -243,10 +280,15 @@ TEST_F(OwnPki, SigningCaWithoutCdpRefusedAllWays) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_, .signing_ca_cdp = false});
   Serve(c);
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to get ROOT CA CRL Object: Invalid CDP count present in the certificate");
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_ROOT_CRL_ERROR: STATUS_CRL_DP_NOT_PRESENT");
+  EXPECT_REFUSED(r.go,
+                 "Failed to verify jwt token: Failed to get ROOT CA CRL Object: Invalid CDP count "
+                 "present in the certificate");
+  EXPECT_REFUSED(r.c,
+                 "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_ROOT_CRL_ERROR: "
+                 "STATUS_CRL_DP_NOT_PRESENT");
   ASSERT_FALSE(r.py.ok());
-  EXPECT_TRUE(r.py.error().starts_with("verify_token: ExtensionNotFound (uncaught in the connector): Signing CA: "))
+  EXPECT_TRUE(r.py.error().starts_with(
+      "verify_token: ExtensionNotFound (uncaught in the connector): Signing CA: "))
       << r.py.error();
 }
 
@@ -256,15 +298,21 @@ TEST_F(OwnPki, SigningCaFromAnotherRootRefusedAllWays) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_});
   Chain other = MakeChain({.crl_base = kBase, .now = now_});
   // x5c = [c.leaf, c.signing_ca, other.root]: other.root signs the root CRL.
-  server_.Set("/crl/root-ca-crl.der", std::string(AsString(MakeCrl(other.root, now_ - 60, now_ + 86400))));
-  server_.Set("/crl/ats-ca-crl.der", std::string(AsString(MakeCrl(c.signing_ca, now_ - 60, now_ + 86400))));
+  server_.Set("/crl/root-ca-crl.der",
+              std::string(AsString(MakeCrl(other.root, now_ - 60, now_ + 86400))));
+  server_.Set("/crl/ats-ca-crl.der",
+              std::string(AsString(MakeCrl(c.signing_ca, now_ - 60, now_ + 86400))));
   nlohmann::json k = JwkFor(c, "PS384");
   k["x5c"][2] = Base64Encode(other.root.der());
   server_.Set("/certs", nlohmann::json{{"keys", {k}}}.dump());
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to verify cert chain: x509: certificate signed by unknown authority");
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: unable to get issuer certificate");
-  EXPECT_REFUSED(r.py, "verify_token: Error in verifying inter ca certificate against root certificate");
+  EXPECT_REFUSED(r.go,
+                 "Failed to verify jwt token: Failed to verify cert chain: x509: certificate "
+                 "signed by unknown authority");
+  EXPECT_REFUSED(
+      r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: unable to get issuer certificate");
+  EXPECT_REFUSED(r.py,
+                 "verify_token: Error in verifying inter ca certificate against root certificate");
 }
 
 // Python checks the CA signatures only, never a validity period.
@@ -272,8 +320,9 @@ TEST_F(OwnPki, ExpiredLeafCertificateRefusedByGoAndCNotByPython) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_, .leaf_not_after = now_ - 60});
   Serve(c);
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to verify cert chain: "
-                       "x509: certificate has expired or is not yet valid");
+  EXPECT_REFUSED(r.go,
+                 "Failed to verify jwt token: Failed to verify cert chain: "
+                 "x509: certificate has expired or is not yet valid");
   EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: certificate has expired");
   EXPECT_ACCEPTED(r.py);
 }
@@ -283,13 +332,15 @@ TEST_F(OwnPki, LeafEkuWithoutServerAuthRefusedTheGoWayOnly) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_, .leaf_eku = "clientAuth"});
   Serve(c);
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: Failed to verify cert chain: "
-                       "x509: certificate specifies an incompatible key usage");
+  EXPECT_REFUSED(r.go,
+                 "Failed to verify jwt token: Failed to verify cert chain: "
+                 "x509: certificate specifies an incompatible key usage");
   EXPECT_ACCEPTED(r.c);
   EXPECT_ACCEPTED(r.py);
 }
 
-// The C client takes the signing key from x5c[0]; Go uses the JWK n/e and Python classifies by name.
+// The C client takes the signing key from x5c[0]; Go uses the JWK n/e and Python classifies by
+// name.
 TEST_F(OwnPki, LeafNotFirstInX5cRefusedTheCWayOnly) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_});
   Serve(c);
@@ -307,21 +358,26 @@ TEST_F(OwnPki, UnsupportedAlgorithmRefusedByGoAndPython) {
   Serve(c);
   // A PS384 signature under an "RS384" header: the header check refuses before any key is used.
   std::string t = Token(c);
-  std::string header = Base64UrlEncode(AsBytes(nlohmann::json{{"alg", "RS384"}, {"kid", c.kid}, {"typ", "JWT"}}.dump()));
+  std::string header = Base64UrlEncode(
+      AsBytes(nlohmann::json{{"alg", "RS384"}, {"kid", c.kid}, {"typ", "JWT"}}.dump()));
   t = header + t.substr(t.find('.'));
   auto r = VerifyAllWays(t, Options());
-  EXPECT_REFUSED(r.go, "Failed to verify jwt token: unsupported token signing algorithm, has to be RS256 or PS384");
+  EXPECT_REFUSED(
+      r.go,
+      "Failed to verify jwt token: unsupported token signing algorithm, has to be RS256 or PS384");
   EXPECT_REFUSED(r.py, "verify_token: Invalid Token Signing Algorithm");
   EXPECT_REFUSED(r.c, "verify_token: STATUS_TOKEN_VERIFICATION_FAILED_ERROR");
 }
 
 // The C client downloads every URI of every distribution point; Go and Python only the first.
 TEST_F(OwnPki, UnreachableSecondCdpRefusedTheCWayOnly) {
-  Chain c = MakeChain({.crl_base = kBase, .now = now_, .leaf_second_cdp = std::string(kBase) + "/crl/missing.der"});
+  Chain c = MakeChain(
+      {.crl_base = kBase, .now = now_, .leaf_second_cdp = std::string(kBase) + "/crl/missing.der"});
   Serve(c);
   auto r = VerifyAllWays(Token(c), Options());
-  EXPECT_REFUSED(r.c, "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
-                      "STATUS_CRL_DOWNLOAD_ERROR: GET http://127.0.0.1:8081/crl/missing.der: HTTP 404");
+  EXPECT_REFUSED(r.c,
+                 "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: STATUS_INTERMEDIATE_CRL_ERROR: "
+                 "STATUS_CRL_DOWNLOAD_ERROR: GET http://127.0.0.1:8081/crl/missing.der: HTTP 404");
   EXPECT_ACCEPTED(r.go);
   EXPECT_ACCEPTED(r.py);
 }
@@ -330,7 +386,8 @@ TEST_F(OwnPki, MissingKidRefusedAllWays) {
   Chain c = MakeChain({.crl_base = kBase, .now = now_});
   Serve(c);
   std::string t = Token(c);
-  std::string header = Base64UrlEncode(AsBytes(nlohmann::json{{"alg", "PS384"}, {"typ", "JWT"}}.dump()));
+  std::string header =
+      Base64UrlEncode(AsBytes(nlohmann::json{{"alg", "PS384"}, {"typ", "JWT"}}.dump()));
   t = header + t.substr(t.find('.'));
   auto r = VerifyAllWays(t, Options());
   EXPECT_REFUSED(r.go, "Failed to verify jwt token: kid field missing in token header");

@@ -1,6 +1,7 @@
 // A real HTTP server on 127.0.0.1:PORT (cpp-httplib) serving fixed bodies by path: the JWKS at
 // /certs and CRLs at the paths the certificates' CDPs name. Intel's C fixture pins its CDPs to
-// http://localhost:8081, hence a fixed port; CTest serialises its users with RESOURCE_LOCK port8081.
+// http://localhost:8081, hence a fixed port; CTest serialises its users with RESOURCE_LOCK
+// port8081.
 #pragma once
 
 #include <httplib.h>
@@ -24,7 +25,8 @@ class StaticServer {
         res.status = 404;
         return;
       }
-      res.set_content(it->second, req.path == "/certs" ? "application/json" : "application/pkix-crl");
+      res.set_content(it->second,
+                      req.path == "/certs" ? "application/json" : "application/pkix-crl");
     });
     // bind_to_port listens before returning, so requests made after the constructor queue until
     // the accept loop runs: no wait for readiness is needed.

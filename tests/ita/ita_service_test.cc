@@ -35,7 +35,8 @@ WayOptions Options(const std::string& url) { return {.base_url = url, .now = std
 
 // `token-pki revoke`, then the event of the running server re-signing its CRLs with it.
 void RevokeAndWaitForCrls(PkiService& s, const std::string& cert_file) {
-  auto r = RunTdxvirt("token-pki revoke --dir " + s.pki_dir + " --cert " + s.pki_dir + "/" + cert_file);
+  auto r =
+      RunTdxvirt("token-pki revoke --dir " + s.pki_dir + " --cert " + s.pki_dir + "/" + cert_file);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(s.WaitForLog("\"crls_resigned\"")) << "the service never re-read revocations.json";
 }
@@ -69,11 +70,13 @@ TEST(OurService, RevokedSigningCertificateFailsAllThreeWays) {
   RevokeAndWaitForCrls(s, "token-signing.crt");
   for (const std::string& t : {ps, rs}) {
     EXPECT_EQ(VerifyGoWay(t, Options(s.public_url)).error(),
-              "Failed to verify jwt token: Failed to check ATS Leaf certificate against ATS CRL: Certificate was Revoked");
+              "Failed to verify jwt token: Failed to check ATS Leaf certificate against ATS CRL: "
+              "Certificate was Revoked");
     EXPECT_EQ(VerifyCWay(t, Options(s.public_url)).error(),
               "verify_token: STATUS_VERIFYING_CERT_CHAIN_ERROR: certificate revoked");
     EXPECT_EQ(VerifyPythonWay(t, Options(s.public_url)).error(),
-              "verify_token: Failed to check Leaf Certificate against Intermediate CA CRL: certificate has been revoked");
+              "verify_token: Failed to check Leaf Certificate against Intermediate CA CRL: "
+              "certificate has been revoked");
   }
 }
 
@@ -87,9 +90,11 @@ TEST(OurService, RevokedSigningCaFailsTheGoAndPythonWaysNotTheC) {
   std::string t = Token(s, "PS384");
   RevokeAndWaitForCrls(s, "signing-ca.crt");
   EXPECT_EQ(VerifyGoWay(t, Options(s.public_url)).error(),
-            "Failed to verify jwt token: Failed to check ATS CA Certificate against Root CA CRL: Certificate was Revoked");
+            "Failed to verify jwt token: Failed to check ATS CA Certificate against Root CA CRL: "
+            "Certificate was Revoked");
   EXPECT_EQ(VerifyPythonWay(t, Options(s.public_url)).error(),
-            "verify_token: Failed to check Intermediate CA Certificate against Root CA CRL: certificate has been revoked");
+            "verify_token: Failed to check Intermediate CA Certificate against Root CA CRL: "
+            "certificate has been revoked");
   auto c = VerifyCWay(t, Options(s.public_url));
   EXPECT_TRUE(c.ok()) << c.error();
 }
@@ -139,12 +144,13 @@ TEST(OurService, TokenOfThePreviousKeyStillVerifiesAfterRotate) {
 TEST(OurServiceBinary, ServeAttestationTokenPassesAllThreeWays) {
   PkiServiceProcess p;
   ASSERT_GT(p.pid, 0);
-  tdxvirt::testing::WriteFile(p.dir.File("cfg.json"), nlohmann::json({{"trustauthority_url", p.public_url},
-                                                                      {"trustauthority_api_url", p.public_url},
-                                                                      {"trustauthority_api_key", "test-api-key"}})
-                                                          .dump());
-  auto r = RunTdxvirt("attest token -c " + p.dir.File("cfg.json") + " --allow-http --provider sim --sim-dir " +
-                      F().sim_dir + " -a RS256");
+  tdxvirt::testing::WriteFile(p.dir.File("cfg.json"),
+                              nlohmann::json({{"trustauthority_url", p.public_url},
+                                              {"trustauthority_api_url", p.public_url},
+                                              {"trustauthority_api_key", "test-api-key"}})
+                                  .dump());
+  auto r = RunTdxvirt("attest token -c " + p.dir.File("cfg.json") +
+                      " --allow-http --provider sim --sim-dir " + F().sim_dir + " -a RS256");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string token = r.out.substr(0, r.out.find('\n'));
   EXPECT_EQ(Header(token)["alg"], "RS256");

@@ -23,17 +23,25 @@ using ossl::PkeyPtr;
 using ossl::X509CrlPtr;
 using ossl::X509Ptr;
 
-struct StoreFree { void operator()(X509_STORE* p) const { X509_STORE_free(p); } };
-struct StoreCtxFree { void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); } };
+struct StoreFree {
+  void operator()(X509_STORE* p) const { X509_STORE_free(p); }
+};
+struct StoreCtxFree {
+  void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
+};
 struct DistPointsFree {
   void operator()(STACK_OF(DIST_POINT) * p) const { sk_DIST_POINT_pop_free(p, DIST_POINT_free); }
 };
-struct X509StackFree { void operator()(STACK_OF(X509) * p) const { sk_X509_free(p); } };
+struct X509StackFree {
+  void operator()(STACK_OF(X509) * p) const { sk_X509_free(p); }
+};
 using StorePtr = std::unique_ptr<X509_STORE, StoreFree>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, StoreCtxFree>;
 using DistPointsPtr = std::unique_ptr<STACK_OF(DIST_POINT), DistPointsFree>;
 
-Error Refuse(const std::string& step, const std::string& reason) { return Error{step + ": " + reason}; }
+Error Refuse(const std::string& step, const std::string& reason) {
+  return Error{step + ": " + reason};
+}
 
 // The three base64url parts of a compact JWS.
 struct Jws {
@@ -65,7 +73,8 @@ bool RsaVerify(EVP_PKEY* key, const EVP_MD* md, bool pss, int pss_saltlen, const
   if (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
               EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, pss_saltlen) != 1))
     return false;
-  bool ok = EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), AsBytes(data).data(), data.size()) == 1;
+  bool ok =
+      EVP_DigestVerify(ctx.get(), sig.data(), sig.size(), AsBytes(data).data(), data.size()) == 1;
   ERR_clear_error();
   return ok;
 }
@@ -98,7 +107,8 @@ namespace {
 // crypto/x509 Certificate.CRLDistributionPoints: every URI full name of every DP, in order.
 std::vector<std::string> GoCrlDistributionPoints(X509* c) {
   std::vector<std::string> uris;
-  DistPointsPtr dps(static_cast<STACK_OF(DIST_POINT)*>(X509_get_ext_d2i(c, NID_crl_distribution_points, nullptr, nullptr)));
+  DistPointsPtr dps(static_cast<STACK_OF(DIST_POINT)*>(
+      X509_get_ext_d2i(c, NID_crl_distribution_points, nullptr, nullptr)));
   if (!dps) return uris;
   for (int i = 0; i < sk_DIST_POINT_num(dps.get()); ++i) {
     DIST_POINT* dp = sk_DIST_POINT_value(dps.get(), i);
@@ -108,7 +118,8 @@ std::vector<std::string> GoCrlDistributionPoints(X509* c) {
       GENERAL_NAME* n = sk_GENERAL_NAME_value(names, j);
       if (n->type != GEN_URI) continue;
       const ASN1_STRING* s = n->d.uniformResourceIdentifier;
-      uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), ASN1_STRING_length(s));
+      uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                        ASN1_STRING_length(s));
     }
   }
   return uris;
@@ -120,7 +131,8 @@ Result<X509CrlPtr> GoGetCrl(const std::vector<std::string>& cdps) {
   auto body = HttpGet(cdps[0]);
   if (!body.ok()) return Error{body.error()};
   auto crl = ossl::ParseDerCrl(AsBytes(*body));
-  if (!crl.ok()) return Error{"Failed to parse revocation list: x509: malformed crl"};  // Go's words
+  if (!crl.ok())
+    return Error{"Failed to parse revocation list: x509: malformed crl"};  // Go's words
   return std::move(*crl);
 }
 
@@ -131,14 +143,17 @@ Status GoVerifyCrl(X509_CRL* crl, X509* cert, X509* ca, int64_t now) {
   bool bc_valid = flags & EXFLAG_BCONS, is_ca = flags & EXFLAG_CA;
   if ((X509_get_version(ca) == 2 && !bc_valid) || (bc_valid && !is_ca) ||
       ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(ca) & KU_CRL_SIGN)))
-    return Error{"CRL signature verification failed: x509: invalid signature: parent certificate cannot sign this kind of certificate"};
+    return Error{
+        "CRL signature verification failed: x509: invalid signature: parent certificate cannot "
+        "sign this kind of certificate"};
   EVP_PKEY* ca_key = X509_get0_pubkey(ca);
   if (!ca_key || X509_CRL_verify(crl, ca_key) != 1) {
     ERR_clear_error();
     return Error{"CRL signature verification failed: crypto/rsa: verification error"};
   }
   const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl);
-  auto next_unix = next ? ossl::TimeToUnix(next) : Result<int64_t>(int64_t(0));  // absent: zero time
+  auto next_unix =
+      next ? ossl::TimeToUnix(next) : Result<int64_t>(int64_t(0));  // absent: zero time
   if (!next_unix.ok() || *next_unix < now) return Error{"Outdated CRL"};
   X509_REVOKED* entry = nullptr;
   if (X509_CRL_get0_by_serial(crl, &entry, X509_get_serialNumber(cert)) == 1)
@@ -171,13 +186,18 @@ Result<std::vector<GoJwk>> GoParseJwkSet(const std::string& text) {
       if (!k["kid"].is_string()) return Error{"failed to unmarshal JWK: kid is not a string"};
       g.kid = k["kid"];
     }
-    std::unique_ptr<BIGNUM, decltype(&BN_free)> bn_n(BN_bin2bn(n->data(), int(n->size()), nullptr), BN_free);
-    std::unique_ptr<BIGNUM, decltype(&BN_free)> bn_e(BN_bin2bn(e->data(), int(e->size()), nullptr), BN_free);
-    std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+    std::unique_ptr<BIGNUM, decltype(&BN_free)> bn_n(BN_bin2bn(n->data(), int(n->size()), nullptr),
+                                                     BN_free);
+    std::unique_ptr<BIGNUM, decltype(&BN_free)> bn_e(BN_bin2bn(e->data(), int(e->size()), nullptr),
+                                                     BN_free);
+    std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(),
+                                                                        OSSL_PARAM_BLD_free);
     OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get());
     OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get());
-    std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(bld.get()), OSSL_PARAM_free);
-    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> pctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), EVP_PKEY_CTX_free);
+    std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(
+        OSSL_PARAM_BLD_to_param(bld.get()), OSSL_PARAM_free);
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> pctx(
+        EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), EVP_PKEY_CTX_free);
     EVP_PKEY* raw = nullptr;
     if (!params || !pctx || EVP_PKEY_fromdata_init(pctx.get()) != 1 ||
         EVP_PKEY_fromdata(pctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) != 1)
@@ -210,10 +230,12 @@ Result<nlohmann::json> VerifyGoWay(const std::string& token, const WayOptions& o
 
   // The keyfunc.
   if (!header->contains("kid")) return Refuse(step, "kid field missing in token header");
-  if (!(*header)["kid"].is_string()) return Refuse(step, "kid field in jwt header is not a valid string");
+  if (!(*header)["kid"].is_string())
+    return Refuse(step, "kid field in jwt header is not a valid string");
   std::string kid = (*header)["kid"];
   if (!header->contains("alg")) return Refuse(step, "alg field missing in token header");
-  if (!(*header)["alg"].is_string()) return Refuse(step, "alg field in jwt header is not a valid string");
+  if (!(*header)["alg"].is_string())
+    return Refuse(step, "alg field in jwt header is not a valid string");
   std::string alg = (*header)["alg"];
   if (alg != "RS256" && alg != "PS384")
     return Refuse(step, "unsupported token signing algorithm, has to be RS256 or PS384");
@@ -221,7 +243,8 @@ Result<nlohmann::json> VerifyGoWay(const std::string& token, const WayOptions& o
   auto jwks = HttpGet(o.base_url + "/certs");
   if (!jwks.ok()) return Refuse(step, "Failed to get token signing certificates: " + jwks.error());
   auto set = GoParseJwkSet(*jwks);
-  if (!set.ok()) return Refuse(step, "Unable to unmarshal response into a JWT Key Set: " + set.error());
+  if (!set.ok())
+    return Refuse(step, "Unable to unmarshal response into a JWT Key Set: " + set.error());
   const GoJwk* jwk = nullptr;
   for (const auto& k : *set)
     if (k.kid == kid) {
@@ -229,12 +252,15 @@ Result<nlohmann::json> VerifyGoWay(const std::string& token, const WayOptions& o
       break;
     }
   if (!jwk) return Refuse(step, "Could not find Key matching the key id");
-  if (jwk->x5c.size() > 10) return Refuse(step, "Token Signing Cert chain has more than 10 certificates");
+  if (jwk->x5c.size() > 10)
+    return Refuse(step, "Token Signing Cert chain has more than 10 certificates");
 
   X509Ptr leaf, inter, root;
   for (size_t i = 0; i < jwk->x5c.size(); ++i) {
     auto c = ossl::ParseDerCertificate(jwk->x5c[i]);
-    if (!c.ok()) return Refuse(step, "Failed to parse x509 certificate[" + std::to_string(i) + "]: " + c.error());
+    if (!c.ok())
+      return Refuse(step,
+                    "Failed to parse x509 certificate[" + std::to_string(i) + "]: " + c.error());
     uint32_t flags = X509_get_extension_flags(c->get());
     std::string cn = CommonNameOf(c->get());
     if ((flags & EXFLAG_CA) && (flags & EXFLAG_BCONS) && cn.find("Root CA") != std::string::npos)
@@ -268,7 +294,8 @@ Result<nlohmann::json> VerifyGoWay(const std::string& token, const WayOptions& o
     // Reported in crypto/x509's words for the errors it has words for.
     int err = X509_STORE_CTX_get_error(ctx.get());
     std::string why = X509_verify_cert_error_string(err);
-    if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT || err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+    if (err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+        err == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
         err == X509_V_ERR_CERT_SIGNATURE_FAILURE)
       why = "x509: certificate signed by unknown authority";
     if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID)
@@ -276,31 +303,39 @@ Result<nlohmann::json> VerifyGoWay(const std::string& token, const WayOptions& o
     return Refuse(step, "Failed to verify cert chain: " + why);
   }
   // VerifyOptions.KeyUsages defaults to ExtKeyUsageServerAuth: every certificate of the chain that
-  // carries an EKU must allow serverAuth or anyExtendedKeyUsage (crypto/x509 checkChainForKeyUsage).
+  // carries an EKU must allow serverAuth or anyExtendedKeyUsage (crypto/x509
+  // checkChainForKeyUsage).
   STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx.get());
   for (int i = 0; i < sk_X509_num(chain); ++i) {
     X509* c = sk_X509_value(chain, i);
     if (!(X509_get_extension_flags(c) & EXFLAG_XKUSAGE)) continue;
     uint32_t xku = X509_get_extended_key_usage(c);
     if (!(xku & (XKU_SSL_SERVER | XKU_ANYEKU)))
-      return Refuse(step, "Failed to verify cert chain: x509: certificate specifies an incompatible key usage");
+      return Refuse(
+          step,
+          "Failed to verify cert chain: x509: certificate specifies an incompatible key usage");
   }
 
   // jwkKey.Raw: the key from the JWK's n/e (never compared with the leaf).
   const EVP_MD* md = alg == "RS256" ? EVP_sha256() : EVP_sha384();
   auto sig = Base64UrlDecode(jws->signature_b64, "signature");
   // golang-jwt PS384 verifies with rsa.PSSSaltLengthAuto.
-  if (!sig.ok() || !RsaVerify(jwk->key.get(), md, alg == "PS384", RSA_PSS_SALTLEN_AUTO, jws->signing_input(), *sig))
+  if (!sig.ok() || !RsaVerify(jwk->key.get(), md, alg == "PS384", RSA_PSS_SALTLEN_AUTO,
+                              jws->signing_input(), *sig))
     return Refuse(step, "token signature is invalid: crypto/rsa: verification error");
 
   // golang-jwt v5 validator: exp and nbf when present (no leeway), iat not checked.
   if (claims->contains("exp")) {
-    if (!(*claims)["exp"].is_number()) return Refuse(step, "token has invalid claims: exp is invalid");
-    if (!(o.now < (*claims)["exp"].get<double>())) return Refuse(step, "token has invalid claims: token is expired");
+    if (!(*claims)["exp"].is_number())
+      return Refuse(step, "token has invalid claims: exp is invalid");
+    if (!(o.now < (*claims)["exp"].get<double>()))
+      return Refuse(step, "token has invalid claims: token is expired");
   }
   if (claims->contains("nbf")) {
-    if (!(*claims)["nbf"].is_number()) return Refuse(step, "token has invalid claims: nbf is invalid");
-    if (o.now < (*claims)["nbf"].get<double>()) return Refuse(step, "token has invalid claims: token is not valid yet");
+    if (!(*claims)["nbf"].is_number())
+      return Refuse(step, "token has invalid claims: nbf is invalid");
+    if (o.now < (*claims)["nbf"].get<double>())
+      return Refuse(step, "token has invalid claims: token is not valid yet");
   }
   return *claims;
 }
@@ -320,12 +355,15 @@ struct CJwk {
 Result<std::vector<CJwk>> CUnmarshalJwks(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) return Error{"STATUS_JSON_SIGN_CERT_PARSING_ERROR"};
-  if (!j.is_object() || !j.contains("keys")) return Error{"STATUS_JSON_SIGN_CERT_PARSING_KEYS_FIELD_NOT_FOUND_ERROR"};
-  if (!j["keys"].is_array()) return Error{"STATUS_JSON_SIGN_CERT_PARSING_KEYS_FIELD_NOT_AN_ARRAY_ERROR"};
+  if (!j.is_object() || !j.contains("keys"))
+    return Error{"STATUS_JSON_SIGN_CERT_PARSING_KEYS_FIELD_NOT_FOUND_ERROR"};
+  if (!j["keys"].is_array())
+    return Error{"STATUS_JSON_SIGN_CERT_PARSING_KEYS_FIELD_NOT_AN_ARRAY_ERROR"};
   std::vector<CJwk> out;
   for (const auto& k : j["keys"]) {
     auto str = [&](const char* f) { return k.is_object() && k.contains(f) && k[f].is_string(); };
-    if (!k.is_object() || !k.contains("n")) return Error{"STATUS_JSON_SIGN_CERT_PARSING_MODULUS_MISSING_ERROR"};
+    if (!k.is_object() || !k.contains("n"))
+      return Error{"STATUS_JSON_SIGN_CERT_PARSING_MODULUS_MISSING_ERROR"};
     if (!k.contains("e")) return Error{"STATUS_JSON_SIGN_CERT_PARSING_EXPONENT_MISSING_ERROR"};
     if (!k.contains("x5c") || !k["x5c"].is_array())
       return Error{"STATUS_JSON_SIGN_CERT_PARSING_KEYS_X5C_FIELD_NOT_AN_ARRAY_ERROR"};
@@ -345,7 +383,8 @@ Result<std::vector<CJwk>> CUnmarshalJwks(const std::string& text) {
 // The x5c entry wrapped in PEM armour on one line and read with PEM_read_bio_X509, as util.c does.
 X509Ptr CDecodeX5c(const std::string& b64) {
   std::string pem = "-----BEGIN CERTIFICATE-----\n" + b64 + "\n-----END CERTIFICATE-----\n";
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), int(pem.size())), BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), int(pem.size())),
+                                                BIO_free);
   X509Ptr c(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
   return c;
@@ -354,7 +393,8 @@ X509Ptr CDecodeX5c(const std::string& b64) {
 // util.c get_crl: every URI full name of every DP downloaded (DER) and added to the store; the
 // last one is kept for verify_crl.
 Result<X509CrlPtr> CGetCrl(X509* cert, X509_STORE* store) {
-  DistPointsPtr dps(static_cast<STACK_OF(DIST_POINT)*>(X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
+  DistPointsPtr dps(static_cast<STACK_OF(DIST_POINT)*>(
+      X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
   if (!dps) return Error{"STATUS_CRL_DP_NOT_PRESENT"};
   X509CrlPtr last;
   for (int i = 0; i < sk_DIST_POINT_num(dps.get()); ++i) {
@@ -364,7 +404,8 @@ Result<X509CrlPtr> CGetCrl(X509* cert, X509_STORE* store) {
     for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
       GENERAL_NAME* n = sk_GENERAL_NAME_value(names, j);
       if (n->type != GEN_URI) continue;
-      std::string uri(reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.uniformResourceIdentifier)));
+      std::string uri(
+          reinterpret_cast<const char*>(ASN1_STRING_get0_data(n->d.uniformResourceIdentifier)));
       auto body = HttpGet(uri);
       if (!body.ok()) return Error{"STATUS_CRL_DOWNLOAD_ERROR: " + body.error()};
       const unsigned char* p = AsBytes(*body).data();
@@ -405,7 +446,8 @@ Result<nlohmann::json> VerifyCWay(const std::string& token, const WayOptions& o)
   if (!jws.ok()) return Refuse(step, "STATUS_TOKEN_INVALID_ERROR");
   auto header = DecodeJsonPart(jws->header_b64, "header");
   if (!header.ok()) return Refuse(step, "STATUS_TOKEN_DECODE_ERROR");
-  if (!header->contains("kid") || !(*header)["kid"].is_string()) return Refuse(step, "STATUS_TOKEN_KID_NULL_ERROR");
+  if (!header->contains("kid") || !(*header)["kid"].is_string())
+    return Refuse(step, "STATUS_TOKEN_KID_NULL_ERROR");
   std::string kid = (*header)["kid"];
 
   std::string base = o.base_url;
@@ -432,7 +474,8 @@ Result<nlohmann::json> VerifyCWay(const std::string& token, const WayOptions& o)
     X509Ptr cert = CDecodeX5c(b64);
     if (!cert) return Refuse(step, chain_step + "STATUS_DECODE_CERTIFICATE_ERROR");
     char cn[256];
-    int len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof(cn));
+    int len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn,
+                                        sizeof(cn));
     if (len == -1) return Refuse(step, chain_step + "STATUS_GET_COMMON_NAME_ERROR");
     if (std::strstr(cn, "Root CA") || std::strstr(cn, "Signing CA")) {
       if (X509_STORE_add_cert(store.get(), cert.get()) != 1)
@@ -447,7 +490,8 @@ Result<nlohmann::json> VerifyCWay(const std::string& token, const WayOptions& o)
       }
     } else {
       auto crl = CGetCrl(cert.get(), store.get());
-      if (!crl.ok()) return Refuse(step, chain_step + "STATUS_INTERMEDIATE_CRL_ERROR: " + crl.error());
+      if (!crl.ok())
+        return Refuse(step, chain_step + "STATUS_INTERMEDIATE_CRL_ERROR: " + crl.error());
       leaf_crl = std::move(*crl);
       leaf = std::move(cert);
     }
@@ -462,7 +506,8 @@ Result<nlohmann::json> VerifyCWay(const std::string& token, const WayOptions& o)
   X509_STORE_CTX_init(ctx.get(), store.get(), leaf.get(), nullptr);  // no purpose set
   X509_STORE_CTX_set_time(ctx.get(), 0, time_t(o.now));
   if (X509_verify_cert(ctx.get()) != 1)
-    return Refuse(step, chain_step + X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
+    return Refuse(step,
+                  chain_step + X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())));
 
   // extract_pubkey_from_certificate(x5c[0]): the signing key is the FIRST x5c certificate.
   X509Ptr first = CDecodeX5c(jwk->x5c[0]);

@@ -1,7 +1,7 @@
 // A throw-away token PKI made with OpenSSL for the negative conformance cases that Intel's fixture
 // cannot give (its CA keys are not ours): a CRL that lists the leaf, a stale CRL, a missing CDP, a
-// Signing CA from another root. Shaped like Intel's (reference §8): Root CA ← Signing CA (pathlen 0,
-// CDP .../crl/root-ca-crl.der) ← leaf (CA:FALSE, no EKU, CDP .../crl/ats-ca-crl.der).
+// Signing CA from another root. Shaped like Intel's (reference §8): Root CA ← Signing CA (pathlen
+// 0, CDP .../crl/root-ca-crl.der) ← leaf (CA:FALSE, no EKU, CDP .../crl/ats-ca-crl.der).
 #pragma once
 
 #include <cstdint>
@@ -18,9 +18,9 @@ namespace tdxvirt::ita::testing {
 struct CertSpec {
   std::string cn;
   bool ca = false;
-  int pathlen = -1;           // CA only; -1: none
-  std::string cdp;            // "" : no CRL distribution point; else URI[,URI...] (one DP)
-  std::string eku;            // "" : none, else an openssl extendedKeyUsage value ("clientAuth")
+  int pathlen = -1;  // CA only; -1: none
+  std::string cdp;   // "" : no CRL distribution point; else URI[,URI...] (one DP)
+  std::string eku;   // "" : none, else an openssl extendedKeyUsage value ("clientAuth")
   int64_t not_before = 0, not_after = 0;
   long serial = 1;
 };
