@@ -47,6 +47,11 @@ TEST(ServiceCli, BadConfigurationNamesTheOption) {
                  " --collateral x");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "tdxvirt: error: --tls-cert and --tls-key are required (or --plain-http, for loopback tests only)\n");
+  r = RunTdxvirt("serve attestation --plain-http --signing-key " + F().key + " --signing-chain " + F().chain +
+                 " --collateral x --rate-limit 1000");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "tdxvirt: error: --rate-limit \"1000\": expected REQUESTS/SECONDS per API key, e.g. 1000/300 "
+                   "(REQUESTS 1..1000000, SECONDS 1..86400)\n");
   WriteFile(d.File("cfg.json"), R"({"trustauthority_api_url":"http://x","surprise":1})");
   r = RunTdxvirt("attest token -c " + d.File("cfg.json") + " --provider sim --sim-dir " + F().sim_dir);
   EXPECT_EQ(r.exit_code, 2);
@@ -65,7 +70,7 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
                      d.File("port"), "--signing-key", F().key, "--signing-chain", F().chain,
                      "--collateral", F().sim_dir + "/collateral.json", "--root",
                      F().sim_dir + "/root_ca.pem", "--api-key-file", d.File("keys"), "--policy-dir",
-                     policies, "--issuer", "cli-test"},
+                     policies, "--issuer", "cli-test", "--rate-limit", "1000/300"},
                     d.File("serve.err"));
   ASSERT_GT(pid, 0);
   std::string port;
