@@ -4,8 +4,9 @@
 //
 // Order of checks in Attest (cheap and request-local first, so garbage never costs a verification):
 //   body shape -> token_signing_alg -> policy ids known -> quote parses -> nonce (MAC, age, then
-//   marked used in the replay store: a forged or expired nonce never costs a store entry) -> REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP
-//   verification against cached collateral -> policies -> signed token.
+//   reserved in the replay store: a forged or expired nonce never costs a store entry) ->
+//   REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP verification against
+//   cached collateral -> policies -> signed token. A 5xx on the way releases the reservation.
 #pragma once
 
 #include <atomic>
