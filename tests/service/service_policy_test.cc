@@ -248,6 +248,30 @@ TEST(Base64, RoundTripsAndRejectsMalformed) {
   EXPECT_EQ(Base64UrlDecode("a+b/", "x").error(), "x: not base64url (character '+')");
 }
 
+// JSON null is absent for every optional field, flat and nested (Python sends null for what the
+// caller left unset; Go composite sends runtime_data null).
+TEST(AttestRequest, NullMeansAbsentForEveryOptionalField) {
+  const std::string optional = R"("runtime_data":null,"user_data":null,"event_log":null,"verifier_nonce":null)";
+  const std::string top = R"("policy_ids":null,"policy_must_match":null,"token_signing_alg":null)";
+  for (std::string body : {R"({"quote":"AAAA",)" + optional + "," + top + "}",
+                           R"({"tdx":{"quote":"AAAA",)" + optional + "}," + top + R"(,"tpm":null,"nvgpu":null})",
+                           std::string(R"({"tdx":null,"quote":"AAAA"})")}) {
+    auto r = ParseAttestRequest(body);
+    ASSERT_TRUE(r.ok()) << body << ": " << r.error();
+    EXPECT_EQ(r->quote, Bytes(3, 0));
+    EXPECT_TRUE(r->runtime_data.empty() && r->user_data.empty() && r->event_log.empty());
+    EXPECT_FALSE(r->verifier_nonce.has_value());
+    EXPECT_TRUE(r->policy_ids.empty());
+    EXPECT_FALSE(r->policy_must_match);
+    EXPECT_EQ(r->alg, JwsAlg::kPS384);
+  }
+  // URL-safe and standard alphabets decode to the same bytes; ids are kept in lower case.
+  auto u = ParseAttestRequest(R"({"tdx":{"quote":"-_-_","runtime_data":"+/+/"},"policy_ids":["3FA85F64-5717-4562-B3FC-2C963F66AFA6"]})");
+  ASSERT_TRUE(u.ok()) << u.error();
+  EXPECT_EQ(u->quote, u->runtime_data);
+  EXPECT_EQ(u->policy_ids, std::vector<std::string>{"3fa85f64-5717-4562-b3fc-2c963f66afa6"});
+}
+
 TEST(Binding, ReportDataIsSha512OfValIatRuntimeData) {
   VerifierNonce n{{1, 2}, {3}, {9}};
   Bytes rt = {4, 5};
