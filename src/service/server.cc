@@ -251,7 +251,7 @@ std::string AttestationServer::MetricsText() const {
          "tdxvirt_attestation_rate_limited_total " +
          std::to_string(metrics_->rate_limited) + "\n";
   out += "# HELP tdxvirt_attestation_replay_store_errors_total Nonce replay checks the store could "
-         "not answer (attest answered 503).\n"
+         "not answer (attest answered 503), and nonce releases after a 5xx it could not make.\n"
          "# TYPE tdxvirt_attestation_replay_store_errors_total counter\n"
          "tdxvirt_attestation_replay_store_errors_total " +
          std::to_string(appraiser_->replay_store().errors()) + "\n";
