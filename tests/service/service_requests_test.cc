@@ -118,7 +118,8 @@ class ServiceRequests : public ::testing::Test {
 
 TEST_F(ServiceRequests, EveryClientsBodyShapeGetsAToken) {
   // Bytes whose base64 has '+' and '/' (so the URL-safe form differs), as an RSA key would.
-  std::string key_text("\x01\x00\x01\x00 an RSA public key would be here \xfb\xff\xfe\xfb", 44);
+  static const char kKey[] = "\x01\x00\x01\x00 an RSA public key would be here \xfb\xff\xfe\xfb";
+  std::string key_text(kKey, sizeof kKey - 1);
   Bytes key_data(key_text.begin(), key_text.end());
   struct Shape {
     std::string client, path;
