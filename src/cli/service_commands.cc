@@ -47,6 +47,7 @@ struct ServeOptions {
   double header_timeout_s = 10;
   std::string port_file;
   std::string replay_store;
+  std::string rate_limit;
 };
 
 Result<std::vector<std::string>> ReadApiKeys(const std::string& path) {
@@ -118,6 +119,11 @@ int RunServe(const ServeOptions& o) {
   so.appraisal.require_nonce = o.require_nonce;
   so.appraisal.check_crl = !o.no_crl;
   so.max_body_size = o.max_body_size;
+  if (!o.rate_limit.empty()) {
+    auto rl = service::ParseRateLimit(o.rate_limit);
+    if (!rl.ok()) return InputError(rl.error());
+    so.rate_limit = *rl;
+  }
   if (o.threads < 1 || o.threads > 256) return InputError("--threads must be 1..256");
   so.limits.workers = o.threads;
   if (o.max_connections < 1 || o.max_connections_per_source < 1 ||
@@ -406,6 +412,8 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
   s->add_option("--header-timeout", so->header_timeout_s,
                 "seconds for TLS handshake + request header; also the keep-alive idle time")
       ->capture_default_str();
+  s->add_option("--rate-limit", so->rate_limit,
+                "REQUESTS/SECONDS per API key, e.g. 1000/300; 429 with Retry-After beyond (default: none)");
   s->add_option("--port-file", so->port_file, "write the bound port here once listening");
   s->add_option("--replay-store", so->replay_store,
                 "used-nonce memory shared by replicas: redis://[:PASSWORD@]HOST:PORT[/DB] "

@@ -152,7 +152,9 @@ class Quickstart {
   std::unique_ptr<simulator::SimQuoteBackend> backend_;
   std::unique_ptr<qgs::QgsServer> qgs_;
   std::unique_ptr<service::AttestationServer> service_;
-  std::string api_key_, policy_id_ = "quickstart-vm", issuer_ = "tdxvirt quickstart attestation service";
+  std::string api_key_, policy_name_ = "quickstart-vm",
+      // Trust Authority policy ids are UUIDs (docs/service.md); the human name is metadata.
+      policy_id_ = "5b2c1a0e-7d3f-4e8a-9c61-0f4b2d8e6a13", issuer_ = "tdxvirt quickstart attestation service";
   std::optional<evidence::Sha384Digest> expected_mrconfigid_;
   // Step 2
   kubevirt::ReviewResult admission_;
@@ -317,7 +319,7 @@ void Quickstart::StepPlatform() {
   auto probe = kubevirt::ReviewObject(manifest_, settings_, kubevirt::ReviewKind::kValidate);
   Check(probe.is_tdx, o_.manifest + " does not ask for TDX (spec.domain.launchSecurity.tdx)");
   if (probe.tdx.mr_config_id) expected_mrconfigid_ = *probe.tdx.mr_config_id;
-  std::string policy = "id: " + policy_id_ +
+  std::string policy = "id: " + policy_id_ + "\nname: " + policy_name_ +
                        "\nversion: v1\ndescription: " +
                        nlohmann::json("derived from " + o_.manifest +
                                       ": its TDVF's MRTD and its MRCONFIGID; no debug")
@@ -329,7 +331,7 @@ void Quickstart::StepPlatform() {
   fs::path policy_dir = dir_ / "service" / "policies";
   fs::create_directories(policy_dir);
   Must(service::ParsePolicy(policy, "quickstart policy"), "policy");
-  WriteText(policy_dir / (policy_id_ + ".yaml"), policy);
+  WriteText(policy_dir / (policy_name_ + ".yaml"), policy);
 
   // The attestation service: HTTPS on loopback with a test TLS CA, token-signing key, API key.
   fs::path sdir = dir_ / "service";

@@ -36,6 +36,12 @@ class MemoryReplayStore : public ReplayStore {
     return {Verdict::kFresh, ""};
   }
 
+  Status Release(ByteSpan nonce) override {
+    std::lock_guard<std::mutex> l(mu_);
+    used_.erase(std::string(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
+    return OkStatus();
+  }
+
   std::string Describe() const override { return "memory"; }
 
  private:

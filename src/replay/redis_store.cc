@@ -203,7 +203,7 @@ class RedisReplayStore : public ReplayStore {
     // Write where the memory begins now, before this replica hands out nonces.
     ReplyPtr r = Command(c, {"SET", o_.key_prefix + "memory-begins", std::to_string(now), "NX"}, error);
     if (r && r->type == REDIS_REPLY_ERROR) error = "SET: " + std::string(r->str, r->len);
-    Release(c, r != nullptr);
+    GiveBack(c, r != nullptr);
     if (!error.empty()) return Error{error};
     return OkStatus();
   }
@@ -225,7 +225,7 @@ class RedisReplayStore : public ReplayStore {
       redisContext* c = Acquire(error, &reused);
       if (!c) break;
       ReplyPtr r = Command(c, args, error);
-      Release(c, r != nullptr);
+      GiveBack(c, r != nullptr);
       if (!r) {
         if (reused) continue;
         break;
@@ -251,6 +251,30 @@ class RedisReplayStore : public ReplayStore {
     }
     errors_.fetch_add(1, std::memory_order_relaxed);
     return {Verdict::kUnavailable, error};
+  }
+
+  Status Release(ByteSpan nonce) override {
+    std::string key = o_.key_prefix + ToHex(ossl::Sha256(nonce));
+    std::string error;
+    for (int attempt = 0; attempt < 2; ++attempt) {  // as Mark: once more on a new connection
+      error.clear();
+      bool reused = false;
+      redisContext* c = Acquire(error, &reused);
+      if (!c) break;
+      ReplyPtr r = Command(c, {"DEL", key}, error);
+      GiveBack(c, r != nullptr);
+      if (!r) {
+        if (reused) continue;
+        break;
+      }
+      if (r->type == REDIS_REPLY_ERROR) {
+        error = "DEL: " + std::string(r->str, r->len);
+        break;
+      }
+      return OkStatus();
+    }
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    return Error{error};
   }
 
  private:
@@ -291,7 +315,7 @@ class RedisReplayStore : public ReplayStore {
     return c;
   }
 
-  void Release(redisContext* c, bool healthy) {
+  void GiveBack(redisContext* c, bool healthy) {
     std::lock_guard<std::mutex> l(mu_);
     if (healthy && c->err == 0) {
       idle_.push_back(c);

@@ -41,6 +41,11 @@ class ReplayStore {
   // `issued_at`, `expires_at` and `now` are Unix seconds of the service's clock. Thread-safe.
   virtual MarkResult Mark(ByteSpan nonce, int64_t issued_at, int64_t expires_at, int64_t now) = 0;
 
+  // Forgets `nonce` again: the attest request that marked it failed for a reason a retry can fix
+  // (a 5xx), and Intel's clients retry with the identical body. Only the request that got kFresh
+  // for it may call this. An error leaves the nonce used (the safe side).
+  virtual Status Release(ByteSpan nonce) = 0;
+
   // Where the memory lives, safe to log (never a password): "memory", "redis://HOST:PORT/DB".
   virtual std::string Describe() const = 0;
 

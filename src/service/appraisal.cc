@@ -43,6 +43,30 @@ AttestOutcome Fail(int status, std::string outcome, std::string message) {
   return o;
 }
 
+}  // namespace
+
+// Intel's C client sends quote, runtime_data and user_data of v2 bodies in the URL-safe alphabet
+// with '=' padding (ita-ecosystem.md §2); everything else is standard. One value may use one
+// alphabet, not both.
+Result<Bytes> DecodeEitherBase64(std::string_view text, const std::string& field) {
+  bool url = text.find_first_of("-_") != std::string_view::npos;
+  if (!url) return Base64Decode(text, field);
+  if (text.find_first_of("+/") != std::string_view::npos)
+    return Error{field + ": mixes the standard (+ /) and URL-safe (- _) base64 alphabets; use one"};
+  std::string std_text(text);
+  for (char& c : std_text) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  auto out = Base64Decode(std_text, field);
+  if (!out.ok()) {
+    std::string e = out.error();
+    if (auto at = e.find("not standard base64"); at != std::string::npos)
+      e.replace(at, 19, "not URL-safe base64");
+    return Error{e};
+  }
+  return out;
+}
+
+namespace {
+
 Result<Bytes> B64Field(const nlohmann::json& obj, const char* key, const std::string& prefix,
                        size_t max) {
   if (!obj.contains(key) || obj[key].is_null()) return Bytes{};
@@ -51,18 +75,19 @@ Result<Bytes> B64Field(const nlohmann::json& obj, const char* key, const std::st
   if (!v.is_string()) return Error{field + ": expected a base64 string"};
   if (v.get_ref<const std::string&>().size() > max / 3 * 4 + 4)
     return Error{field + ": larger than " + std::to_string(max) + " bytes"};
-  return Base64Decode(v.get<std::string>(), field);
+  return DecodeEitherBase64(v.get_ref<const std::string&>(), field);
 }
 
 // Evidence claims shared by v1 (top level) and v2 (under "tdx").
 nlohmann::json TdxClaims(const evidence::Quote& q, const verify::VerificationResult& vr,
-                         const AttestRequest& req, ByteSpan raw_quote) {
+                         const AttestRequest& req, ByteSpan raw_quote, const nlohmann::json& collateral_hashes) {
   const auto& td = q.body.td;
   nlohmann::json c;
   c["attester_type"] = "TDX";
   c["attester_tcb_status"] = vr.tcb_status ? std::string(verify::TcbStatusName(*vr.tcb_status)) : "";
   if (!vr.tcb_date.empty()) c["attester_tcb_date"] = vr.tcb_date;
-  c["attester_advisory_ids"] = vr.advisory_ids;
+  // Absent when empty, as in Intel's tokens (Go omitempty; the pilot TDX token has none).
+  if (!vr.advisory_ids.empty()) c["attester_advisory_ids"] = vr.advisory_ids;
   if (!req.runtime_data.empty()) {
     c["attester_held_data"] = Base64Encode(req.runtime_data);
     auto j = nlohmann::json::parse(AsString(req.runtime_data), nullptr, false);
@@ -89,7 +114,8 @@ nlohmann::json TdxClaims(const evidence::Quote& q, const verify::VerificationRes
   c["tdx_tee_tcb_svn"] = ToHex(q.body.tee_tcb_svn);
   c["tdx_seamsvn"] = SeamSvn(q.body.tee_tcb_svn);
   c["tdx_report_data"] = ToHex(q.body.report_data);
-  c["tdx_collateral"] = {{"quotehash", ToHex(ossl::Sha384(raw_quote))}};
+  c["tdx_collateral"] = collateral_hashes;
+  c["tdx_collateral"]["quotehash"] = ToHex(ossl::Sha256(raw_quote));
   return c;
 }
 
@@ -147,9 +173,13 @@ Result<AttestRequest> ParseAttestRequest(std::string_view body) {
       if (k == e) return true;
     return false;
   };
-  bool nested = j.contains("tdx");
+  // JSON null means absent for every optional field (Python sends null for what the caller left
+  // unset, Go composite sends runtime_data null; ita-ecosystem.md §2).
+  auto given = [&j](const char* k) { return j.contains(k) && !j[k].is_null(); };
+  bool nested = given("tdx");
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
+    if (it.value().is_null()) continue;  // absent
     if (k == "tdx" || k == "policy_ids" || k == "policy_must_match" || k == "token_signing_alg")
       continue;
     if (!nested && is_evidence_key(k)) continue;
@@ -163,7 +193,7 @@ Result<AttestRequest> ParseAttestRequest(std::string_view body) {
     evidence = &j["tdx"];
     prefix = "tdx.";
     for (auto it = evidence->begin(); it != evidence->end(); ++it)
-      if (!is_evidence_key(it.key()))
+      if (!is_evidence_key(it.key()) && !it.value().is_null())
         return Error{"tdx: unknown field \"" + it.key() + "\""};
   }
   auto quote = B64Field(*evidence, "quote", prefix, kMaxQuoteSize);
@@ -184,21 +214,25 @@ Result<AttestRequest> ParseAttestRequest(std::string_view body) {
     if (!n.ok()) return Error{n.error()};
     r.verifier_nonce = std::move(*n);
   }
-  if (j.contains("policy_ids") && !j["policy_ids"].is_null()) {
+  if (given("policy_ids")) {
     const auto& p = j["policy_ids"];
-    if (!p.is_array() || p.size() > 64) return Error{"policy_ids: expected a list of up to 64 ids"};
-    for (const auto& id : p) {
-      if (!id.is_string() || id.get_ref<const std::string&>().empty() ||
-          id.get_ref<const std::string&>().size() > 128)
-        return Error{"policy_ids: entries must be non-empty strings of up to 128 characters"};
-      r.policy_ids.push_back(id.get<std::string>());
+    if (!p.is_array()) return Error{"policy_ids: expected a list of policy ids (UUIDs)"};
+    if (p.size() > kMaxPolicyIds)
+      return Error{"policy_ids: " + std::to_string(p.size()) + " ids; at most " +
+                   std::to_string(kMaxPolicyIds) + " per request (Trust Authority's limit)"};
+    for (size_t i = 0; i < p.size(); ++i) {
+      std::string field = "policy_ids[" + std::to_string(i) + "]";
+      if (!p[i].is_string()) return Error{field + ": expected a UUID string"};
+      auto id = ParsePolicyId(p[i].get_ref<const std::string&>());
+      if (!id.ok()) return Error{field + ": " + id.error()};
+      r.policy_ids.push_back(std::move(*id));
     }
   }
-  if (j.contains("policy_must_match")) {
+  if (given("policy_must_match")) {
     if (!j["policy_must_match"].is_boolean()) return Error{"policy_must_match: expected true or false"};
     r.policy_must_match = j["policy_must_match"].get<bool>();
   }
-  if (j.contains("token_signing_alg")) {
+  if (given("token_signing_alg")) {
     if (!j["token_signing_alg"].is_string()) return Error{"token_signing_alg: expected \"PS384\" or \"RS256\""};
     auto alg = ParseJwsAlg(j["token_signing_alg"].get<std::string>());
     if (!alg.ok()) return Error{alg.error()};
@@ -209,20 +243,28 @@ Result<AttestRequest> ParseAttestRequest(std::string_view body) {
 
 // ---- collateral sources ----
 
+nlohmann::json CollateralHashes(const verify::Collateral& c) {
+  auto sha = [](std::string_view text) { return ToHex(ossl::Sha256(AsBytes(text))); };
+  std::string root_crl = sha(ToHex(c.root_ca_crl));
+  const std::string& qe_chain = c.qe_identity_issuer_chain.empty() ? c.tcb_info_issuer_chain
+                                                                   : c.qe_identity_issuer_chain;
+  return {{"qeidcerthash", sha(qe_chain)},         {"qeidcrlhash", root_crl},
+          {"qeidhash", sha(c.qe_identity)},        {"tcbinfocerthash", sha(c.tcb_info_issuer_chain)},
+          {"tcbinfocrlhash", root_crl},            {"tcbinfohash", sha(c.tcb_info)}};
+}
+
 namespace {
 
 class FileCollateralSource : public CollateralSource {
  public:
-  explicit FileCollateralSource(std::shared_ptr<const verify::PreparedCollateral> p) : p_(std::move(p)) {}
-  Result<std::shared_ptr<const verify::PreparedCollateral>> For(const evidence::Quote&, int64_t) override {
-    return p_;
-  }
+  explicit FileCollateralSource(AppraisalCollateral c) : c_(std::move(c)) {}
+  Result<AppraisalCollateral> For(const evidence::Quote&, int64_t) override { return c_; }
   Status Usable(int64_t now, bool check_crl) const override {
-    return verify::CollateralUsable(*p_, now, check_crl);
+    return verify::CollateralUsable(*c_.prepared, now, check_crl);
   }
 
  private:
-  std::shared_ptr<const verify::PreparedCollateral> p_;
+  AppraisalCollateral c_;
 };
 
 class PcsCollateralSource : public CollateralSource {
@@ -230,8 +272,7 @@ class PcsCollateralSource : public CollateralSource {
   PcsCollateralSource(verify::PcsClient client, verify::TrustedRoot root)
       : client_(std::move(client)), root_(std::move(root)) {}
 
-  Result<std::shared_ptr<const verify::PreparedCollateral>> For(const evidence::Quote& q,
-                                                                int64_t now) override {
+  Result<AppraisalCollateral> For(const evidence::Quote& q, int64_t now) override {
     auto pem = evidence::PckCertChainPem(q);
     if (!pem.ok()) return Error{"quote: no PCK certificate chain to find its collateral: " + pem.error()};
     auto chain = ossl::ParsePemChain(*pem);
@@ -243,13 +284,15 @@ class PcsCollateralSource : public CollateralSource {
     std::string key = verify::CacheKey(ToHex(ext->fmspc), ca);
     std::lock_guard<std::mutex> l(mu_);
     auto it = cache_.find(key);
-    if (it != cache_.end() && now < it->second.next_update) return it->second.prepared;
+    if (it != cache_.end() && now < it->second.next_update) return it->second.collateral;
     auto fetched = client_.Fetch(ToHex(ext->fmspc), ca);
     if (!fetched.ok()) return Error{fetched.error()};  // names the FMSPC, the URL and the status
-    Entry e{verify::PreparedCollateral::Prepare(fetched->collateral, root_), fetched->next_update};
+    Entry e{{verify::PreparedCollateral::Prepare(fetched->collateral, root_),
+             CollateralHashes(fetched->collateral)},
+            fetched->next_update};
     cache_[key] = e;
-    last_ = e.prepared;
-    return e.prepared;
+    last_ = e.collateral.prepared;
+    return e.collateral;
   }
   // Known only once a quote has named an FMSPC: the collateral fetched last.
   Status Usable(int64_t now, bool check_crl) const override {
@@ -260,7 +303,7 @@ class PcsCollateralSource : public CollateralSource {
 
  private:
   struct Entry {
-    std::shared_ptr<const verify::PreparedCollateral> prepared;
+    AppraisalCollateral collateral;
     int64_t next_update = 0;
   };
   verify::PcsClient client_;
@@ -276,8 +319,8 @@ Result<std::unique_ptr<CollateralSource>> NewFileCollateralSource(const std::str
                                                                   const verify::TrustedRoot& root) {
   auto c = verify::LoadCollateral(path);
   if (!c.ok()) return Error{"--collateral " + path + ": " + c.error()};
-  return std::unique_ptr<CollateralSource>(
-      new FileCollateralSource(verify::PreparedCollateral::Prepare(*c, root)));
+  return std::unique_ptr<CollateralSource>(new FileCollateralSource(
+      {verify::PreparedCollateral::Prepare(*c, root), CollateralHashes(*c)}));
 }
 
 Result<std::unique_ptr<CollateralSource>> NewPcsCollateralSource(verify::PcsClientOptions options,
@@ -325,6 +368,18 @@ Status Appraiser::CheckNonce(const VerifierNonce& n, int64_t now) const {
 }
 
 AttestOutcome Appraiser::Attest(std::string_view body, int api_version, int64_t now) {
+  Bytes reserved;
+  AttestOutcome o = AttestOnce(body, api_version, now, reserved);
+  if (o.status >= 500 && !reserved.empty()) {
+    Status s = options_.replay_store->Release(reserved);
+    if (!s.ok())
+      o.message += "; the nonce stays used (replay store " + options_.replay_store->Describe() +
+                   ": " + s.error() + "), so retry with a fresh nonce";
+  }
+  return o;
+}
+
+AttestOutcome Appraiser::AttestOnce(std::string_view body, int api_version, int64_t now, Bytes& reserved) {
   auto req = ParseAttestRequest(body);
   if (!req.ok()) return Fail(400, "bad_request", req.error());
 
@@ -359,6 +414,7 @@ AttestOutcome Appraiser::Attest(std::string_view body, int api_version, int64_t 
       return Fail(503, "replay_store",
                   "replay store " + store.Describe() + " unavailable: " + mark.detail +
                       "; no token is issued without the nonce replay check, retry later");
+    reserved = nonce->val;
   }
 
   if (nonce || !req->runtime_data.empty()) {
@@ -375,7 +431,7 @@ AttestOutcome Appraiser::Attest(std::string_view body, int api_version, int64_t 
   if (!prepared.ok()) return Fail(503, "collateral", prepared.error());
   auto t0 = std::chrono::steady_clock::now();
   verify::VerificationResult vr =
-      verifier_.Verify(req->quote, **prepared, {.now = now, .check_crl = options_.check_crl});
+      verifier_.Verify(req->quote, *prepared->prepared, {.now = now, .check_crl = options_.check_crl});
   double verify_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!vr.verified) {
     auto o = Fail(400, "quote", "quote verification failed: " + vr.error);
@@ -404,7 +460,7 @@ AttestOutcome Appraiser::Attest(std::string_view body, int api_version, int64_t 
   }
 
   nlohmann::json claims;
-  nlohmann::json tdx = TdxClaims(*quote, vr, *req, req->quote);
+  nlohmann::json tdx = TdxClaims(*quote, vr, *req, req->quote, prepared->hashes);
   if (nonce) tdx["verifier_nonce"] = NonceToJson(*nonce);
   if (api_version == 1) {
     claims = tdx;
@@ -416,8 +472,11 @@ AttestOutcome Appraiser::Attest(std::string_view body, int api_version, int64_t 
   claims["eat_profile"] = "https://portal.trustauthority.intel.com/eat_profile.html";
   claims["intuse"] = "generic";
   if (!policies.empty()) {
-    claims["policy_ids_matched"] = matched;
-    claims["policy_ids_unmatched"] = unmatched;
+    // null, not [], for an empty list, as Intel writes them (C client's dev token); no policy
+    // here defines claims (Intel's Rego policies can), hence policy_defined_claims null.
+    claims["policy_ids_matched"] = matched.empty() ? nlohmann::json(nullptr) : matched;
+    claims["policy_ids_unmatched"] = unmatched.empty() ? nlohmann::json(nullptr) : unmatched;
+    claims["policy_defined_claims"] = nullptr;
   }
   claims["verifier_instance_ids"] = {options_.instance_id};
   claims["iss"] = options_.issuer;

@@ -4,8 +4,9 @@
 //
 // Order of checks in Attest (cheap and request-local first, so garbage never costs a verification):
 //   body shape -> token_signing_alg -> policy ids known -> quote parses -> nonce (MAC, age, then
-//   marked used in the replay store: a forged or expired nonce never costs a store entry) -> REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP
-//   verification against cached collateral -> policies -> signed token.
+//   reserved in the replay store: a forged or expired nonce never costs a store entry) ->
+//   REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP verification against
+//   cached collateral -> policies -> signed token. A 5xx on the way releases the reservation.
 #pragma once
 
 #include <atomic>
@@ -43,12 +44,27 @@ Result<VerifierNonce> NonceFromJson(const nlohmann::json& j, std::string_view fi
 // SHA-512(runtime_data); with neither, zeros.
 evidence::ReportData BindReportData(const VerifierNonce* nonce, ByteSpan runtime_data);
 
+// Collateral ready for verification, with the hashes the token's tdx_collateral claim reports.
+struct AppraisalCollateral {
+  std::shared_ptr<const verify::PreparedCollateral> prepared;
+  nlohmann::json hashes;  // CollateralHashes(); quotehash is added per quote
+};
+
+// tdx_collateral as Intel writes it: SHA-256, 64 lower-case hex, of
+//   tcbinfocerthash, qeidcerthash  the issuer chain PEM text (TCB Signing cert + root), as PCS
+//                                  sends it URL-decoded;
+//   tcbinfocrlhash, qeidcrlhash    the Root CA CRL as lower-case hex text (PCS/PCCS's form);
+//   tcbinfohash, qeidhash          the signed tcbInfo / enclaveIdentity text.
+// The first two rules reproduce the ITA pilot token's values from the PCS collateral current then
+// (testdata/quotes/tdx-v4-spr-e4-pcs-2023: its chain and root CRL); the tcbinfo/qeid inputs are
+// our choice (no matching artefact exists), and quotehash is SHA-256 of the quote as received.
+nlohmann::json CollateralHashes(const verify::Collateral& c);
+
 // Where prepared collateral for a quote comes from.
 class CollateralSource {
  public:
   virtual ~CollateralSource() = default;
-  virtual Result<std::shared_ptr<const verify::PreparedCollateral>> For(const evidence::Quote& quote,
-                                                                        int64_t now) = 0;
+  virtual Result<AppraisalCollateral> For(const evidence::Quote& quote, int64_t now) = 0;
   // Not OK when what this source holds would fail every verification at `now` (a wrong trust
   // anchor, broken or expired collateral): readiness reports it instead of answering 403s.
   virtual Status Usable(int64_t now, bool check_crl) const = 0;
@@ -98,6 +114,11 @@ class Appraiser {
   Status CheckNonce(const VerifierNonce& n, int64_t now) const;
 
   // `api_version` 1 (flat claims) or 2 (claims nested under "tdx").
+  // A nonce is used up by a token, or by a refusal a retry cannot change (4xx). After a 5xx
+  // (collateral or replay store unavailable, signing failed) it is released again, so that
+  // Intel's clients, which resend the identical body on 500/503/504 (docs/service.md "Retries"),
+  // succeed on the retry. Concurrent requests with one nonce still get one token: the nonce is
+  // reserved before the work and released only after the failure.
   AttestOutcome Attest(std::string_view body, int api_version, int64_t now);
 
   const AppraisalOptions& options() const { return options_; }
@@ -105,6 +126,8 @@ class Appraiser {
   replay::ReplayStore& replay_store() { return *options_.replay_store; }
 
  private:
+  // Attest, with `reserved` set to the nonce value it marked used in the replay store.
+  AttestOutcome AttestOnce(std::string_view body, int api_version, int64_t now, Bytes& reserved);
 
   const SigningKey& key_;
   const verify::QuoteVerifier& verifier_;
@@ -120,11 +143,17 @@ struct AttestRequest {
   Bytes user_data;
   Bytes event_log;
   std::optional<VerifierNonce> verifier_nonce;
-  std::vector<std::string> policy_ids;
+  std::vector<std::string> policy_ids;  // lower-case UUIDs
   bool policy_must_match = false;
   JwsAlg alg = JwsAlg::kPS384;
 };
 inline constexpr size_t kMaxQuoteSize = 64 << 10;
+// pycli's POLICY_IDS_MAX_LEN (ita-ecosystem.md §4).
+inline constexpr size_t kMaxPolicyIds = 10;
+// Every optional field may be JSON null, meaning absent; policy_ids must be UUIDs (either case,
+// kept in lower case), at most kMaxPolicyIds. Base64 fields take the standard or the URL-safe
+// alphabet (the C client sends the latter), padded.
 Result<AttestRequest> ParseAttestRequest(std::string_view body);
+Result<Bytes> DecodeEitherBase64(std::string_view text, const std::string& field);
 
 }  // namespace tdxvirt::service

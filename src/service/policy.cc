@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
-#include <regex>
+#include <cctype>
 
 #include "common/document.h"
 #include "common/file.h"
@@ -59,6 +59,20 @@ void CheckValue(std::vector<std::string>& reasons, const char* field, const Byte
 
 }  // namespace
 
+Result<std::string> ParsePolicyId(std::string_view id) {
+  bool ok = id.size() == 36;
+  for (size_t i = 0; ok && i < id.size(); ++i)
+    ok = (i == 8 || i == 13 || i == 18 || i == 23) ? id[i] == '-'
+                                                   : std::isxdigit(static_cast<unsigned char>(id[i])) != 0;
+  if (!ok)
+    return Error{"\"" + std::string(id.substr(0, 64)) + (id.size() > 64 ? "..." : "") +
+                 "\" is not a UUID (8-4-4-4-12 hex digits, e.g. "
+                 "\"3fa85f64-5717-4562-b3fc-2c963f66afa6\"), as Trust Authority policy ids are"};
+  std::string canon(id);
+  for (char& c : canon) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return canon;
+}
+
 uint32_t SeamSvn(const evidence::TeeTcbSvn& svn) { return uint32_t(svn[1]) << 8 | svn[0]; }
 
 Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
@@ -83,9 +97,14 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
     if (k == "id") {
       auto s = want_string();
       if (!s.ok()) return Error{s.error()};
-      static const std::regex kId("^[A-Za-z0-9._-]{1,128}$");
-      if (!std::regex_match(*s, kId)) return fail("id: use 1..128 of A-Z a-z 0-9 . _ -");
-      p.id = *s;
+      auto id = ParsePolicyId(*s);
+      if (!id.ok()) return fail("id: " + id.error() + "; put a human name in \"name\"");
+      p.id = *id;
+    } else if (k == "name") {
+      auto s = want_string();
+      if (!s.ok()) return Error{s.error()};
+      if (s->size() > 256) return fail("name: longer than 256 characters");
+      p.name = *s;
     } else if (k == "version") {
       auto s = want_string();
       if (!s.ok()) return Error{s.error()};
@@ -136,7 +155,7 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
       p.min_seam_svn = uint32_t(v.get<int64_t>());
     } else {
       return fail("unknown key \"" + k +
-                  "\" (known: id, version, description, tcb_status, mrtd, rtmr0..rtmr3, "
+                  "\" (known: id, name, version, description, tcb_status, mrtd, rtmr0..rtmr3, "
                   "mrconfigid, mrowner, mrownerconfig, xfam, td_attributes, allow_debug, "
                   "min_tee_tcb_svn, min_seam_svn)");
     }
@@ -149,6 +168,7 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
 nlohmann::ordered_json PolicyToJson(const Policy& p) {
   nlohmann::ordered_json j;
   j["id"] = p.id;
+  if (!p.name.empty()) j["name"] = p.name;
   j["version"] = p.version;
   if (!p.description.empty()) j["description"] = p.description;
   j["tcb_status"] = p.tcb_status;

@@ -3,7 +3,10 @@
 // Rego; these are the declarative subset TDX owners need, checked field by field so a mismatch says
 // exactly which value differed.
 //
-//   id: prod-web                  # [A-Za-z0-9._-]{1,128}; Intel uses UUIDs, which fit
+//   id: 3fa85f64-5717-4562-b3fc-2c963f66afa6  # a UUID, as Trust Authority's policy ids (every
+//                                 # Intel client refuses other ids: tdx-cli uuid.Parse, pycli
+//                                 # uuid.UUID, C is_valid_uuid; KBS decodes the claim as uuid.UUID)
+//   name: prod-web                # optional human name, metadata only (never matched)
 //   version: v1                   # echoed in policy_ids_matched/unmatched
 //   tcb_status: [UpToDate]        # allowed attester_tcb_status values (default: UpToDate only)
 //   mrtd: <96 hex> | [<hex>, ...] # allowed values; the same for rtmr0..rtmr3, mrconfigid,
@@ -30,7 +33,8 @@
 namespace tdxvirt::service {
 
 struct Policy {
-  std::string id;
+  std::string id;    // a UUID, lower case
+  std::string name;  // human name, metadata
   std::string version = "v1";
   std::string description;
   std::vector<std::string> tcb_status = {"UpToDate"};
@@ -52,6 +56,13 @@ nlohmann::ordered_json PolicyToJson(const Policy& p);
 
 // tdx_seamsvn as this service defines it: TEE_TCB_SVN[1] << 8 | TEE_TCB_SVN[0] (TDX module major
 // and minor SVN).
+// A policy id as Trust Authority's: exactly 8-4-4-4-12 hex digits (the form all three Intel clients
+// send; Go's uuid.Parse would also take braces and "urn:uuid:", C's is_valid_uuid would not, so
+// neither is accepted). Either case is accepted and the id is returned in lower case, the case
+// Intel's clients print and KBS compares, so "3FA8..." and "3fa8..." name the same policy. The
+// error says what a UUID looks like.
+Result<std::string> ParsePolicyId(std::string_view id);
+
 uint32_t SeamSvn(const evidence::TeeTcbSvn& svn);
 
 // Empty when `body` (with `tcb_status`) satisfies the policy; otherwise one reason per failed rule,

@@ -52,6 +52,7 @@ struct AttestationServer::Metrics {
   double verify_sum = 0;
   uint64_t policy_reload_errors = 0;
   uint64_t policy_reloads = 0;
+  uint64_t rate_limited = 0;
 
   void Request(const std::string& endpoint, const std::string& outcome) {
     std::lock_guard l(mu);
@@ -112,6 +113,7 @@ Result<std::unique_ptr<AttestationServer>> AttestationServer::Create(ServerOptio
   }
   if (o.max_body_size < 1024) return Error{"--max-body-size: at least 1024 bytes"};
   s->metrics_ = std::make_unique<Metrics>();
+  s->limiter_ = std::make_unique<RateLimiter>(o.rate_limit);
   s->appraiser_ = std::make_unique<Appraiser>(*s->key_, *s->verifier_, *s->collateral_,
                                               s->policies_.get(), o.appraisal);
   s->options_ = std::move(o);
@@ -244,8 +246,12 @@ std::string AttestationServer::MetricsText() const {
          "# TYPE tdxvirt_attestation_policy_reload_errors_total counter\n"
          "tdxvirt_attestation_policy_reload_errors_total " +
          std::to_string(metrics_->policy_reload_errors) + "\n";
+  out += "# HELP tdxvirt_attestation_rate_limited_total Requests refused with 429 by --rate-limit.\n"
+         "# TYPE tdxvirt_attestation_rate_limited_total counter\n"
+         "tdxvirt_attestation_rate_limited_total " +
+         std::to_string(metrics_->rate_limited) + "\n";
   out += "# HELP tdxvirt_attestation_replay_store_errors_total Nonce replay checks the store could "
-         "not answer (attest answered 503).\n"
+         "not answer (attest answered 503), and nonce releases after a 5xx it could not make.\n"
          "# TYPE tdxvirt_attestation_replay_store_errors_total counter\n"
          "tdxvirt_attestation_replay_store_errors_total " +
          std::to_string(appraiser_->replay_store().errors()) + "\n";
@@ -288,6 +294,20 @@ std::vector<http::Route> AttestationServer::Routes() {
           JsonError(res, 401, given.empty() ? "x-api-key: missing; send the attestation API key"
                                             : "x-api-key: not a valid API key for this service");
           outcome = "unauthorized";
+        }
+      }
+      // After the key check, so only accepted keys (or, without --api-key-file, a bounded set of
+      // digests) get buckets; keyed by the key's digest, which is never logged.
+      if (outcome.empty() && needs_key) {
+        if (int64_t wait = limiter_->Take(req.header("x-api-key"), options_.clock()); wait > 0) {
+          JsonError(res, 429,
+                    "x-api-key: more than " + std::to_string(options_.rate_limit.requests) + " requests in " +
+                        std::to_string(options_.rate_limit.seconds) + " s with this API key; retry after " +
+                        std::to_string(wait) + " s");
+          res.headers.emplace_back("Retry-After", std::to_string(wait));
+          outcome = "rate_limited";
+          std::lock_guard l(metrics_->mu);
+          ++metrics_->rate_limited;
         }
       }
       if (outcome.empty()) return true;

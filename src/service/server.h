@@ -6,6 +6,8 @@
 //   GET  /certs                                                   JWKS (kid, x5c)
 //   GET  /healthz, /readyz, /metrics                              operations
 //
+// A wrong method on a known path gets 405 with Allow; over --rate-limit, 429 with Retry-After.
+//
 // Every response echoes a valid `request-id` and carries a `trace-id`; errors are
 // {"code": <status>, "message": "..."}. One JSON log line per request, never with keys, nonces,
 // quotes or tokens.
@@ -24,6 +26,7 @@
 #include "common/result.h"
 #include "http/server.h"
 #include "service/appraisal.h"
+#include "service/rate_limit.h"
 
 namespace tdxvirt::service {
 
@@ -47,6 +50,8 @@ struct ServerOptions {
 
   // Accepted x-api-key values; empty = no key required.
   std::vector<std::string> api_keys;
+  // Requests per API key (nonce and attest; 429 with Retry-After beyond); off by default.
+  RateLimit rate_limit;
   AppraisalOptions appraisal;
   size_t max_body_size = 1 << 20;  // larger attest bodies get 413, before authentication too
   http::Limits limits;              // deadlines, caps, workers (http/server.h)
@@ -92,6 +97,7 @@ class AttestationServer {
   std::unique_ptr<Appraiser> appraiser_;
   std::unique_ptr<http::Server> http_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<RateLimiter> limiter_;
   std::thread reload_thread_;
   std::atomic<bool> serving_{false}, stopping_{false};
   std::mutex stop_mu_;

@@ -112,6 +112,18 @@ TEST(MemoryReplayStore, FreshThenReplayedUntilExpiry) {
   EXPECT_EQ(s->errors(), 0u);
 }
 
+// Release (after a retryable 5xx) forgets the nonce: the identical retry is fresh again, once.
+TEST(MemoryReplayStore, ReleasedNonceIsFreshOnceMore) {
+  auto s = NewMemoryReplayStore(16);
+  ASSERT_EQ(s->Mark(Nonce(1), kT, kT + 120, kT).verdict, Verdict::kFresh);
+  ASSERT_EQ(s->Mark(Nonce(2), kT, kT + 120, kT).verdict, Verdict::kFresh);
+  EXPECT_TRUE(s->Release(Nonce(1)).ok());
+  EXPECT_EQ(s->Mark(Nonce(1), kT, kT + 120, kT + 1).verdict, Verdict::kFresh);
+  EXPECT_EQ(s->Mark(Nonce(1), kT, kT + 120, kT + 2).verdict, Verdict::kReplayed);
+  EXPECT_EQ(s->Mark(Nonce(2), kT, kT + 120, kT + 2).verdict, Verdict::kReplayed);  // others stay
+  EXPECT_TRUE(s->Release(Nonce(7)).ok());  // never marked: nothing to forget
+}
+
 TEST(MemoryReplayStore, FullIsUnavailableNotUnbounded) {
   auto s = NewMemoryReplayStore(4);
   for (uint8_t i = 0; i < 4; ++i) EXPECT_EQ(s->Mark(Nonce(i), kT, kT + 120, kT).verdict, Verdict::kFresh);
@@ -157,6 +169,29 @@ TEST(RedisReplayStore, FreshThenReplayedAcrossTwoStoresKeyedByHashWithTheNonceLi
   EXPECT_EQ(RedisRaw(redis.port(), {"EXISTS tdxvirt:nonce:" + ToHex(Nonce(2))}), ":0");
   EXPECT_EQ(RedisRaw(redis.port(), {"GET tdxvirt:nonce:memory-begins"}), std::to_string(kT));
   EXPECT_EQ(a->errors() + b->errors(), 0u);
+}
+
+TEST(RedisReplayStore, ReleasedNonceIsFreshOnceMoreOnEveryReplica) {
+  SKIP_WITHOUT_REDIS_SERVER();
+  RedisTestServer redis;
+  ASSERT_TRUE(redis.running());
+  auto a = NewRedisReplayStore(Options(redis));
+  auto b = NewRedisReplayStore(Options(redis));
+  ASSERT_TRUE(a->Connect(kT).ok());
+  ASSERT_EQ(a->Mark(Nonce(1), kT, kT + 120, kT).verdict, Verdict::kFresh);
+  ASSERT_EQ(a->Mark(Nonce(2), kT, kT + 120, kT).verdict, Verdict::kFresh);
+  ASSERT_TRUE(a->Release(Nonce(1)).ok());
+  EXPECT_EQ(RedisRaw(redis.port(), {"EXISTS " + KeyOf(Nonce(1))}), ":0");
+  EXPECT_EQ(RedisRaw(redis.port(), {"EXISTS " + KeyOf(Nonce(2))}), ":1");
+  // The retry may land on another replica.
+  EXPECT_EQ(b->Mark(Nonce(1), kT, kT + 120, kT + 1).verdict, Verdict::kFresh);
+  EXPECT_EQ(a->Mark(Nonce(1), kT, kT + 120, kT + 2).verdict, Verdict::kReplayed);
+  EXPECT_EQ(a->errors() + b->errors(), 0u);
+  // Redis gone: the release fails, counted, and the nonce stays used (the safe side).
+  redis.Kill();
+  Status gone = a->Release(Nonce(2));
+  EXPECT_FALSE(gone.ok());
+  EXPECT_EQ(a->errors(), 1u);
 }
 
 TEST(RedisReplayStore, AnExpiredKeyIsForgotten) {

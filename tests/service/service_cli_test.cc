@@ -47,6 +47,11 @@ TEST(ServiceCli, BadConfigurationNamesTheOption) {
                  " --collateral x");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "tdxvirt: error: --tls-cert and --tls-key are required (or --plain-http, for loopback tests only)\n");
+  r = RunTdxvirt("serve attestation --plain-http --signing-key " + F().key + " --signing-chain " + F().chain +
+                 " --collateral x --rate-limit 1000");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "tdxvirt: error: --rate-limit \"1000\": expected REQUESTS/SECONDS per API key, e.g. 1000/300 "
+                   "(REQUESTS 1..1000000, SECONDS 1..86400)\n");
   WriteFile(d.File("cfg.json"), R"({"trustauthority_api_url":"http://x","surprise":1})");
   r = RunTdxvirt("attest token -c " + d.File("cfg.json") + " --provider sim --sim-dir " + F().sim_dir);
   EXPECT_EQ(r.exit_code, 2);
@@ -60,12 +65,12 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
   WriteFile(d.File("keys"), "# API keys\ncli-key\n");
   std::string policies = d.File("policies");
   ASSERT_EQ(mkdir(policies.c_str(), 0755), 0);
-  WriteFile(policies + "/any.yaml", "id: any\ntcb_status: [UpToDate]\n");
+  WriteFile(policies + "/any.yaml", "id: 5712c7a0-0002-4000-8000-000000000002\nname: any\ntcb_status: [UpToDate]\n");
   pid_t pid = tdxvirt::testing::SpawnTdxvirt({"serve", "attestation", "--plain-http", "--listen", "127.0.0.1:0", "--port-file",
                      d.File("port"), "--signing-key", F().key, "--signing-chain", F().chain,
                      "--collateral", F().sim_dir + "/collateral.json", "--root",
                      F().sim_dir + "/root_ca.pem", "--api-key-file", d.File("keys"), "--policy-dir",
-                     policies, "--issuer", "cli-test"},
+                     policies, "--issuer", "cli-test", "--rate-limit", "1000/300"},
                     d.File("serve.err"));
   ASSERT_GT(pid, 0);
   std::string port;
@@ -94,7 +99,7 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
   EXPECT_TRUE(ev["tdx"].contains("verifier_nonce"));
   EXPECT_TRUE(ev["tdx"].contains("runtime_data"));
 
-  r = RunTdxvirt("attest token" + common + " -f " + d.File("pub.pem") + " -p any -r cli-req-1");
+  r = RunTdxvirt("attest token" + common + " -f " + d.File("pub.pem") + " -p 5712c7a0-0002-4000-8000-000000000002 -r cli-req-1");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string token = r.out.substr(0, r.out.find('\n'));
   WriteFile(d.File("token"), token);
@@ -104,7 +109,7 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   auto claims = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_TRUE(claims.is_object()) << r.out;
-  EXPECT_EQ(claims["policy_ids_matched"][0]["id"], "any");
+  EXPECT_EQ(claims["policy_ids_matched"][0]["id"], "5712c7a0-0002-4000-8000-000000000002");
 
   r = RunTdxvirt("attest verify -c " + d.File("cfg.json") + " --allow-http -t @" + d.File("token") +
                  " --expect tdx_is_debuggable=true");
@@ -120,9 +125,9 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
   EXPECT_EQ(r.err, "tdxvirt: token invalid: token signature: does not verify with JWKS key " + key->kid() + "\n");
 
   // Rejected evidence is a negative result (1); a wrong API key is not (2).
-  r = RunTdxvirt("attest token" + common + " -p no-such-policy");
+  r = RunTdxvirt("attest token" + common + " -p 5712c7a0-00ff-4000-8000-0000000000ff");
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_EQ(r.err, "tdxvirt: error: attest: HTTP 400: policy_ids: unknown policy id \"no-such-policy\"; this "
+  EXPECT_EQ(r.err, "tdxvirt: error: attest: HTTP 400: policy_ids: unknown policy id \"5712c7a0-00ff-4000-8000-0000000000ff\"; this "
                    "service has 1 policies (see its policy directory)\n");
   WriteFile(d.File("bad.json"), nlohmann::json({{"trustauthority_api_url", url},
                                                 {"trustauthority_api_key", "nope"}}).dump());

@@ -243,12 +243,12 @@ TEST_F(ServiceE2e, TamperedQuoteIsRefused) {
 
 TEST_F(ServiceE2e, PolicyMismatchesGiveEachReason) {
   WritePolicy("strict.yaml",
-              "id: strict\nversion: v1\nmrtd: " + Hex48('a') + "\ntcb_status: [OutOfDate]\n");
-  WritePolicy("any.json", R"({"id": "any", "tcb_status": ["UpToDate"]})");
-  WaitForPolicy("strict");
-  WaitForPolicy("any");
+              "id: 5712c7a0-0001-4000-8000-000000000001\nversion: v1\nmrtd: " + Hex48('a') + "\ntcb_status: [OutOfDate]\n");
+  WritePolicy("any.json", R"({"id": "5712c7a0-0002-4000-8000-000000000002", "tcb_status": ["UpToDate"]})");
+  WaitForPolicy("5712c7a0-0001-4000-8000-000000000001");
+  WaitForPolicy("5712c7a0-0002-4000-8000-000000000002");
   TokenRequestOptions o;
-  o.policy_ids = {"strict", "any"};
+  o.policy_ids = {"5712c7a0-0001-4000-8000-000000000001", "5712c7a0-0002-4000-8000-000000000002"};
   auto client = svc_.Client();
   auto provider = SimProvider();
   auto token = CollectToken(client, *provider, o);
@@ -256,7 +256,7 @@ TEST_F(ServiceE2e, PolicyMismatchesGiveEachReason) {
   auto v = Verify(svc_, *token);
   ASSERT_TRUE(v.ok()) << v.error();
   ASSERT_EQ(v->claims["policy_ids_matched"].size(), 1u);
-  EXPECT_EQ(v->claims["policy_ids_matched"][0]["id"], "any");
+  EXPECT_EQ(v->claims["policy_ids_matched"][0]["id"], "5712c7a0-0002-4000-8000-000000000002");
   ASSERT_EQ(v->claims["policy_ids_unmatched"].size(), 1u);
   auto reasons = v->claims["policy_ids_unmatched"][0]["reasons"].dump();
   const std::string mrtd_reason =
@@ -267,19 +267,19 @@ TEST_F(ServiceE2e, PolicyMismatchesGiveEachReason) {
   o.policy_must_match = true;
   auto refused = CollectToken(client, *provider, o);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error(), "attest: HTTP 403: policy_must_match: strict: tcb_status: UpToDate is not allowed "
-                             "(OutOfDate); strict: " + mrtd_reason);
+  EXPECT_EQ(refused.error(), "attest: HTTP 403: policy_must_match: 5712c7a0-0001-4000-8000-000000000001: tcb_status: UpToDate is not allowed "
+                             "(OutOfDate); 5712c7a0-0001-4000-8000-000000000001: " + mrtd_reason);
 
   // A debuggable TD fails a policy unless it allows debug.
-  WritePolicy("debug.yaml", "id: debug-ok\nallow_debug: true\n");
-  WaitForPolicy("debug-ok");
-  o.policy_ids = {"any", "debug-ok"};
+  WritePolicy("debug.yaml", "id: 5712c7a0-0003-4000-8000-000000000003\nallow_debug: true\n");
+  WaitForPolicy("5712c7a0-0003-4000-8000-000000000003");
+  o.policy_ids = {"5712c7a0-0002-4000-8000-000000000002", "5712c7a0-0003-4000-8000-000000000003"};
   auto debug_provider = SimProvider(F().debug_td);
   auto dbg = CollectToken(client, *debug_provider, o);
   ASSERT_FALSE(dbg.ok());
-  EXPECT_EQ(dbg.error(), "attest: HTTP 403: policy_must_match: any: td_attributes: the TD is debuggable (bit 0 set) "
+  EXPECT_EQ(dbg.error(), "attest: HTTP 403: policy_must_match: 5712c7a0-0002-4000-8000-000000000002: td_attributes: the TD is debuggable (bit 0 set) "
                          "and allow_debug is false");
-  o.policy_ids = {"debug-ok"};
+  o.policy_ids = {"5712c7a0-0003-4000-8000-000000000003"};
   auto dbg_ok = CollectToken(client, *debug_provider, o);
   ASSERT_TRUE(dbg_ok.ok()) << dbg_ok.error();
   auto dv = Verify(svc_, *dbg_ok, {{"tdx_is_debuggable", true}, {"dbgstat", "enabled"}});
@@ -287,26 +287,26 @@ TEST_F(ServiceE2e, PolicyMismatchesGiveEachReason) {
 }
 
 TEST_F(ServiceE2e, PolicyReloadReplacesChangedFiles) {
-  WritePolicy("p.json", R"({"id": "p1"})");
-  WaitForPolicy("p1");
-  WritePolicy("p.json", R"({"id": "p2"})");
-  WaitForPolicy("p2");
-  auto r = Post(svc_, "/appraisal/v2/attest", Evidence({.policy_ids = {"p1"}}).dump());
+  WritePolicy("p.json", R"({"id": "5712c7a0-0011-4000-8000-000000000011"})");
+  WaitForPolicy("5712c7a0-0011-4000-8000-000000000011");
+  WritePolicy("p.json", R"({"id": "5712c7a0-0012-4000-8000-000000000012"})");
+  WaitForPolicy("5712c7a0-0012-4000-8000-000000000012");
+  auto r = Post(svc_, "/appraisal/v2/attest", Evidence({.policy_ids = {"5712c7a0-0011-4000-8000-000000000011"}}).dump());
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(Message(r), "policy_ids: unknown policy id \"p1\"; this service has 1 policies (see its policy directory)");
+  EXPECT_EQ(Message(r), "policy_ids: unknown policy id \"5712c7a0-0011-4000-8000-000000000011\"; this service has 1 policies (see its policy directory)");
   // A broken file keeps the previous set in force.
   WritePolicy("broken.yaml", "id: [not, a, string]\n");
   ASSERT_TRUE(svc_.WaitForLog("policy_reload_error")) << "the broken policy file was never reloaded";
-  auto ok = Post(svc_, "/appraisal/v2/attest", Evidence({.policy_ids = {"p2"}}).dump());
+  auto ok = Post(svc_, "/appraisal/v2/attest", Evidence({.policy_ids = {"5712c7a0-0012-4000-8000-000000000012"}}).dump());
   EXPECT_EQ(ok.status, 200) << ok.body;
 }
 
 TEST_F(ServiceE2e, UnknownPolicyIdIsRefused) {
   auto ev = Evidence();
-  ev["policy_ids"] = {"no-such-policy"};
+  ev["policy_ids"] = {"5712c7a0-00ff-4000-8000-0000000000ff"};
   auto r = Post(svc_, "/appraisal/v2/attest", ev.dump());
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(Message(r), "policy_ids: unknown policy id \"no-such-policy\"; this service has 0 policies (see its "
+  EXPECT_EQ(Message(r), "policy_ids: unknown policy id \"5712c7a0-00ff-4000-8000-0000000000ff\"; this service has 0 policies (see its "
                         "policy directory)");
 }
 
