@@ -506,6 +506,12 @@ Result<Pki> LoadDirectory(const std::string& dir, std::string_view public_url, i
   // (each signature by its issuer, which IssuedBy also checks).
   if (!IssuedBy(p.root_ca.get(), p.root_ca.get()))
     return Error{Join(dir, kRootCaCert) + ": not self-signed; " + InitHint(dir)};
+  for (auto [name, cert, issuer_name, issuer] :
+       {std::tuple{kSigningCaCert, p.signing_ca.get(), kRootCaCert, p.root_ca.get()},
+        std::tuple{kLeafCert, p.leaf.get(), kSigningCaCert, p.signing_ca.get()}})
+    if (!IssuedBy(cert, issuer))
+      return Error{Join(dir, name) + ": not signed by " + Join(dir, issuer_name) +
+                   " (files of different PKIs); restore the files of one, or " + InitHint(dir)};
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
   X509_STORE_add_cert(store.get(), p.root_ca.get());
   std::unique_ptr<STACK_OF(X509), SkFree> untrusted(sk_X509_new_null());
