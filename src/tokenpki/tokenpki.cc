@@ -433,7 +433,11 @@ Status InitDirectory(const std::string& dir, const CreateOptions& options) {
   return WriteFileAtomic(Join(dir, kRevocationsFile), AsBytes(RevocationsToJson({})), 0644, false);
 }
 
-Result<Pki> LoadDirectory(const std::string& dir, std::string_view public_url, int64_t now) {
+namespace {
+
+// `maintenance` (rotate, revoke): an expired leaf is what rotate is for, so the chain is checked
+// at a moment the leaf was valid instead of now.
+Result<Pki> Load(const std::string& dir, std::string_view public_url, int64_t now, bool maintenance) {
   Pki p;
   struct CertFile { const char* name; ossl::X509Ptr* cert; };
   for (auto [name, cert] : {CertFile{kRootCaCert, &p.root_ca}, CertFile{kSigningCaCert, &p.signing_ca},
@@ -518,7 +522,12 @@ Result<Pki> LoadDirectory(const std::string& dir, std::string_view public_url, i
   sk_X509_push(untrusted.get(), p.signing_ca.get());
   std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), p.leaf.get(), untrusted.get());
-  X509_STORE_CTX_set_time(ctx.get(), 0, time_t(Now(now)));
+  int64_t at = Now(now);
+  if (maintenance) {
+    auto nb = ossl::TimeToUnix(X509_get0_notBefore(p.leaf.get()));
+    if (nb.ok() && at > NotAfter(p.leaf.get())) at = *nb + 1;
+  }
+  X509_STORE_CTX_set_time(ctx.get(), 0, time_t(at));
   if (X509_verify_cert(ctx.get()) != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());
     X509* at = X509_STORE_CTX_get_current_cert(ctx.get());
@@ -533,6 +542,12 @@ Result<Pki> LoadDirectory(const std::string& dir, std::string_view public_url, i
                  kRootCaCert + " does not verify: " + X509_verify_cert_error_string(err) + "; " + fix};
   }
   return p;
+}
+
+}  // namespace
+
+Result<Pki> LoadDirectory(const std::string& dir, std::string_view public_url, int64_t now) {
+  return Load(dir, public_url, now, false);
 }
 
 Result<RotateResult> RotateDirectory(const std::string& dir, int64_t now, int key_bits) {
@@ -575,8 +590,11 @@ Result<RotateResult> RotateDirectory(const std::string& dir, int64_t now, int ke
   } else if (Exists(key_next)) {
     unlink(key_next.c_str());  // staged key without its certificate: never used, redo
   }
-  auto pki = LoadDirectory(dir, "", now);
+  auto pki = Load(dir, "", now, true);
   if (!pki.ok()) return Error{pki.error()};
+  if (NotAfter(pki->signing_ca.get()) < Now(now) + 86400)
+    return Error{Join(dir, kSigningCaCert) + ": expires within a day; a new token-signing certificate "
+                 "cannot outlive it: " + InitHint(dir)};
   int bits = key_bits ? key_bits : EVP_PKEY_get_bits(pki->leaf_key.get());
   auto key = NewRsaKey(bits);
   if (!key.ok()) return Error{key.error()};
@@ -596,7 +614,7 @@ Result<RotateResult> RotateDirectory(const std::string& dir, int64_t now, int ke
 
 Result<RevokeResult> RevokeInDirectory(const std::string& dir, const RevokeRequest& req) {
   if (req.cert_pem.empty() == req.serial.empty()) return Error{"give exactly one of --cert and --serial"};
-  auto pki = LoadDirectory(dir, "", req.now);
+  auto pki = Load(dir, "", req.now, true);
   if (!pki.ok()) return Error{pki.error()};
   RevokeResult out;
   Revocation& r = out.revocation;

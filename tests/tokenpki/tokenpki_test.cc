@@ -400,6 +400,25 @@ TEST(TokenPkiDir, RotateKeepsThePreviousCertificatePublishedAndSignsWithTheNewKe
   EXPECT_EQ(key->nonce_mac_key(), old_key->nonce_mac_key());
 }
 
+// Rotation is the fix for an expired leaf, so it works on one.
+TEST(TokenPkiDir, RotateRenewsAnExpiredLeaf) {
+  PkiDir d;
+  int64_t later = int64_t(std::time(nullptr)) + (kLeafDays + 30) * 86400;
+  ASSERT_FALSE(LoadDirectory(d.dir, kUrl, later).ok());
+  auto r = RotateDirectory(d.dir, later);
+  ASSERT_TRUE(r.ok()) << r.error();
+  auto p = LoadDirectory(d.dir, kUrl, later);
+  ASSERT_TRUE(p.ok()) << p.error();
+  // Five more years would pass the Signing CA's end: capped there.
+  EXPECT_EQ(*ossl::TimeToUnix(X509_get0_notAfter(p->leaf.get())),
+            *ossl::TimeToUnix(X509_get0_notAfter(p->signing_ca.get())));
+  // Past the Signing CA's life a new leaf would outlive its issuer: refused.
+  int64_t too_late = int64_t(std::time(nullptr)) + kSigningCaDays * 86400;
+  EXPECT_EQ(RotateDirectory(d.dir, too_late).error(),
+            d.F(kSigningCaCert) + ": expires within a day; a new token-signing certificate cannot outlive it: "
+                                  "create the directory with `tdxvirt token-pki init --dir " + d.dir + " --public-url URL`");
+}
+
 // A rotate killed between renaming the new key and the new certificate: the loader names the
 // fix, and rotate run again finishes that rotation (no third key).
 TEST(TokenPkiDir, InterruptedRotateIsFinishedByRotate) {
