@@ -39,6 +39,7 @@ void AddServiceCommands(CLI::App& app, int& exit_code);   // serve attestation, 
 void AddKubevirtCommands(CLI::App& app, int& exit_code);  // admission, render, hook, serve webhook
 void AddNodeCommands(CLI::App& app, int& exit_code);      // node detect/label, serve node-agent
 void AddQuickstartCommands(CLI::App& app, int& exit_code);  // quickstart
+void AddTokenPkiCommands(CLI::App& app, int& exit_code);    // token-pki init|rotate|revoke
 
 // The `serve` group of long-running services (`serve qgs`, ...): created by the first caller,
 // shared by the rest.

@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   AddKubevirtCommands(app, exit_code);
   AddNodeCommands(app, exit_code);
   AddQuickstartCommands(app, exit_code);
+  AddTokenPkiCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -29,6 +29,7 @@ struct ServeOptions {
   std::string listen = "0.0.0.0:8443";
   std::string tls_cert, tls_key;
   bool plain_http = false;
+  std::string token_pki, public_url;
   std::string signing_key, signing_chain;
   bool init_signing_key = false;
   std::string policy_dir;
@@ -68,9 +69,10 @@ Result<std::vector<std::string>> ReadApiKeys(const std::string& path) {
 }
 
 int RunServe(const ServeOptions& o) {
-  if (o.signing_key.empty() || o.signing_chain.empty())
-    return InputError("--signing-key and --signing-chain are required");
   if (o.init_signing_key) {
+    if (o.signing_key.empty() || o.signing_chain.empty())
+      return InputError("--init-signing-key needs --signing-key and --signing-chain (for Intel's "
+                        "clients prefer `tdxvirt token-pki init`)");
     auto init = service::InitSigningKeyFiles(o.signing_key, o.signing_chain);
     if (!init.ok()) return InputError(init.error());
     auto key = service::SigningKey::Load(o.signing_key, o.signing_chain);
@@ -90,6 +92,8 @@ int RunServe(const ServeOptions& o) {
   so.tls_cert_path = o.tls_cert;
   so.tls_key_path = o.tls_key;
   so.plain_http = o.plain_http;
+  so.token_pki_dir = o.token_pki;
+  so.public_url = o.public_url;
   so.signing_key_path = o.signing_key;
   so.signing_chain_path = o.signing_chain;
   so.policy_dir = o.policy_dir;
@@ -374,16 +378,22 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
       "attestation", "Attestation service with the Intel Trust Authority appraisal API");
   s->footer(
       "Serves GET /appraisal/v{1,2}/nonce, POST /appraisal/v{1,2}/attest (x-api-key), GET /certs,\n"
-      "/healthz, /readyz, /metrics. Logs one JSON line per request to stderr; SIGTERM or SIGINT\n"
-      "stops it cleanly. With --init-signing-key, creates --signing-key (0600) and --signing-chain\n"
-      "(RSA-3072 leaf under a fresh Signing CA and Root CA) and exits.\n"
+      "/crl/ats-ca-crl.der, /crl/root-ca-crl.der, /.well-known/openid-configuration, /healthz,\n"
+      "/readyz, /metrics. Tokens are signed by --token-pki DIR (`tdxvirt token-pki init`), whose\n"
+      "CRLs it serves at --public-url. Logs one JSON line per request to stderr; SIGTERM or SIGINT\n"
+      "stops it cleanly. --signing-key/--signing-chain bring your own chain instead (without CRLs\n"
+      "Intel's clients refuse its tokens); --init-signing-key creates those two files and exits.\n"
       "Exit codes: 0 stopped by a signal or key created; 2 bad usage or configuration.");
   s->add_option("--listen", so->listen, "HOST:PORT to listen on (port 0: any free port)")
       ->capture_default_str();
   s->add_option("--tls-cert", so->tls_cert, "HTTPS certificate chain (PEM)");
   s->add_option("--tls-key", so->tls_key, "HTTPS private key (PEM)");
   s->add_flag("--plain-http", so->plain_http, "serve plain HTTP (loopback tests only)");
-  s->add_option("--signing-key", so->signing_key, "token signing RSA key (PEM; a Secret)");
+  s->add_option("--token-pki", so->token_pki,
+                "token PKI directory (a Secret; create it with `tdxvirt token-pki init`)");
+  s->add_option("--public-url", so->public_url,
+                "this service's external base URL: jku, CRL distribution points, OpenID issuer");
+  s->add_option("--signing-key", so->signing_key, "or your own token signing RSA key (PEM)");
   s->add_option("--signing-chain", so->signing_chain, "its certificate chain, leaf first (PEM)");
   s->add_flag("--init-signing-key", so->init_signing_key, "create the signing key and chain, then exit");
   s->add_option("--policy-dir", so->policy_dir, "directory of policy files (*.json, *.yaml)");

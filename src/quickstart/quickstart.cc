@@ -3,7 +3,11 @@
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -42,6 +46,7 @@
 #include "service/server.h"
 #include "simulator/domain_boot.h"
 #include "simulator/pki.h"
+#include "tokenpki/tokenpki.h"
 #include "simulator/platform.h"
 #include "simulator/sim_backend.h"
 #include "simulator/tdvf.h"
@@ -70,6 +75,22 @@ void Must(const Status& s, const std::string& what) {
 }
 void Check(bool ok, const std::string& what) {
   if (!ok) throw StepError{what};
+}
+
+// A 127.0.0.1 TCP port that was free a moment ago (0 if none could be bound).
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
 }
 
 std::string RandomHex(size_t n) {
@@ -333,11 +354,8 @@ void Quickstart::StepPlatform() {
   Must(service::ParsePolicy(policy, "quickstart policy"), "policy");
   WriteText(policy_dir / (policy_name_ + ".yaml"), policy);
 
-  // The attestation service: HTTPS on loopback with a test TLS CA, token-signing key, API key.
+  // The attestation service: HTTPS on loopback with a test TLS CA, a token PKI, an API key.
   fs::path sdir = dir_ / "service";
-  Must(service::CreateSigningKeyFiles((sdir / "signing-key.pem").string(),
-                                      (sdir / "signing-chain.pem").string()),
-       "token signing key");
   {
     int64_t now = std::time(nullptr);
     auto ca_key = simulator::NewP256Key();
@@ -359,8 +377,6 @@ void Quickstart::StepPlatform() {
   service::ServerOptions so;
   so.tls_cert_path = (sdir / "tls-cert.pem").string();
   so.tls_key_path = (sdir / "tls-key.pem").string();
-  so.signing_key_path = (sdir / "signing-key.pem").string();
-  so.signing_chain_path = (sdir / "signing-chain.pem").string();
   so.policy_dir = policy_dir.string();
   so.collateral_path = (dir_ / "sim" / "collateral.json").string();
   so.root_pem_path = (dir_ / "sim" / "root_ca.pem").string();  // the simulator's root: told to
@@ -368,8 +384,29 @@ void Quickstart::StepPlatform() {
   so.appraisal.issuer = issuer_;
   so.limits.workers = 2;
   so.log = logs_->For("attestation-service");
-  service_ = Must(service::AttestationServer::Create(std::move(so)), "attestation service");
-  int port = Must(service_->Start(), "start attestation service");
+  // The token PKI's CRL distribution points must name the service's own URL before it listens:
+  // take a free port, create the PKI for https://127.0.0.1:PORT, listen on exactly that port (a
+  // port taken meanwhile by someone else: again with another).
+  int port = 0;
+  for (int attempt = 0; attempt < 5 && !service_; ++attempt) {
+    int free_port = FreeLoopbackPort();
+    std::string url = "https://127.0.0.1:" + std::to_string(free_port);
+    fs::path pki = sdir / "token-pki";
+    fs::remove_all(pki);
+    Must(tokenpki::InitDirectory(pki.string(), {.public_url = url}), "token PKI");
+    service::ServerOptions attempt_options = so;
+    attempt_options.port = free_port;
+    attempt_options.token_pki_dir = pki.string();
+    attempt_options.public_url = url;
+    auto server = Must(service::AttestationServer::Create(std::move(attempt_options)), "attestation service");
+    auto started = server->Start();
+    if (started.ok()) {
+      port = *started;
+      service_ = std::move(server);
+    } else {
+      Check(attempt < 4, "start attestation service: " + started.error());
+    }
+  }
 
   report_["platform"] = {
       {"simulator", (dir_ / "sim").string()},

@@ -164,6 +164,52 @@ bool RsaVerify(EVP_PKEY* key, JwsAlg alg, ByteSpan data, ByteSpan signature) {
   return ok;
 }
 
+namespace {
+
+// The two JWKs (PS384, RS256) of `leaf`, x5c = leaf then `rest` (std base64 DER).
+Result<std::vector<nlohmann::json>> LeafJwks(X509* leaf, const std::vector<X509*>& rest) {
+  std::string kid = ToHex(ossl::Sha384(CertDer(leaf)));
+  BIGNUM *n = nullptr, *e = nullptr;
+  EVP_PKEY* pub = X509_get0_pubkey(leaf);
+  if (!pub || !EVP_PKEY_is_a(pub, "RSA")) return Error{"signing certificate: not an RSA key"};
+  EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_N, &n);
+  EVP_PKEY_get_bn_param(pub, OSSL_PKEY_PARAM_RSA_E, &e);
+  if (!n || !e) {
+    BN_free(n);
+    BN_free(e);
+    return Error{"signing certificate: cannot read the RSA modulus"};
+  }
+  std::string n64 = Base64UrlEncode(BnBytes(n)), e64 = Base64UrlEncode(BnBytes(e));
+  BN_free(n);
+  BN_free(e);
+  nlohmann::json x5c = nlohmann::json::array({Base64Encode(CertDer(leaf))});
+  for (X509* c : rest) x5c.push_back(Base64Encode(CertDer(c)));
+  std::vector<nlohmann::json> out;
+  for (const char* alg : {"PS384", "RS256"})
+    out.push_back({{"kty", "RSA"}, {"kid", kid}, {"n", n64}, {"e", e64}, {"alg", alg}, {"x5c", x5c},
+                   {"use", "sig"}});
+  return out;
+}
+
+// HMAC-SHA-384 of a label under a private key's DER: secret, and the same in every replica that
+// mounts this key.
+Result<ByteArray<48>> NonceMacKey(EVP_PKEY* k) {
+  int der_len = i2d_PrivateKey(k, nullptr);
+  if (der_len <= 0) return Error{"signing key: cannot encode: " + ossl::LastError()};
+  Bytes der(static_cast<size_t>(der_len));
+  uint8_t* p = der.data();
+  i2d_PrivateKey(k, &p);
+  ByteArray<48> out{};
+  unsigned int mac_len = 0;
+  static constexpr char kLabel[] = "tdxvirt verifier nonce key v1";
+  HMAC(EVP_sha384(), der.data(), int(der.size()), reinterpret_cast<const uint8_t*>(kLabel),
+       sizeof kLabel - 1, out.data(), &mac_len);
+  OPENSSL_cleanse(der.data(), der.size());
+  return out;
+}
+
+}  // namespace
+
 Result<SigningKey> SigningKey::FromPem(std::string_view key_pem, std::string_view chain_pem) {
   BioPtr b(BIO_new_mem_buf(key_pem.data(), int(key_pem.size())));
   EVP_PKEY* k = PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr);
@@ -179,34 +225,35 @@ Result<SigningKey> SigningKey::FromPem(std::string_view key_pem, std::string_vie
   if (EVP_PKEY_eq(X509_get0_pubkey(leaf), k) != 1)
     return Error{"signing certificate chain: the first certificate is not the signing key's; "
                  "put the leaf first"};
-  Bytes leaf_der = CertDer(leaf);
-  s.kid_ = ToHex(ossl::Sha256(leaf_der));
+  s.kid_ = ToHex(ossl::Sha384(CertDer(leaf)));
+  std::vector<X509*> rest;
+  for (size_t i = 1; i < chain->size(); ++i) rest.push_back((*chain)[i].get());
+  auto jwks = LeafJwks(leaf, rest);
+  if (!jwks.ok()) return Error{jwks.error()};
+  s.jwks_ = {{"keys", *jwks}};
+  auto mac = NonceMacKey(k);
+  if (!mac.ok()) return Error{mac.error()};
+  s.nonce_mac_key_ = *mac;
+  return s;
+}
 
-  BIGNUM *n = nullptr, *e = nullptr;
-  EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_N, &n);
-  EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_RSA_E, &e);
-  if (!n || !e) return Error{"signing key: cannot read the RSA modulus"};
-  nlohmann::json jwk = {{"kty", "RSA"}, {"use", "sig"}, {"alg", "PS384"}, {"kid", s.kid_},
-                        {"n", Base64UrlEncode(BnBytes(n))}, {"e", Base64UrlEncode(BnBytes(e))}};
-  BN_free(n);
-  BN_free(e);
-  nlohmann::json x5c = nlohmann::json::array();
-  for (auto& c : *chain) x5c.push_back(Base64Encode(CertDer(c.get())));
-  jwk["x5c"] = x5c;
-  s.jwks_ = {{"keys", nlohmann::json::array({jwk})}};
-
-  // The nonce MAC key: HMAC-SHA-384 of a label under the private key's DER, so it is secret and
-  // the same in every replica that mounts this key.
-  int der_len = i2d_PrivateKey(k, nullptr);
-  if (der_len <= 0) return Error{"signing key: cannot encode: " + ossl::LastError()};
-  Bytes der(static_cast<size_t>(der_len));
-  uint8_t* p = der.data();
-  i2d_PrivateKey(k, &p);
-  unsigned int mac_len = 0;
-  static constexpr char kLabel[] = "tdxvirt verifier nonce key v1";
-  HMAC(EVP_sha384(), der.data(), int(der.size()), reinterpret_cast<const uint8_t*>(kLabel),
-       sizeof kLabel - 1, s.nonce_mac_key_.data(), &mac_len);
-  OPENSSL_cleanse(der.data(), der.size());
+Result<SigningKey> SigningKey::FromTokenPki(const tokenpki::Pki& pki) {
+  SigningKey s;
+  EVP_PKEY_up_ref(pki.leaf_key.get());
+  s.key_.reset(pki.leaf_key.get(), EVP_PKEY_free);
+  s.kid_ = ToHex(ossl::Sha384(CertDer(pki.leaf.get())));
+  std::vector<X509*> rest = {pki.signing_ca.get(), pki.root_ca.get()};
+  auto keys = LeafJwks(pki.leaf.get(), rest);
+  if (!keys.ok()) return Error{keys.error()};
+  if (pki.previous_leaf && X509_cmp(pki.previous_leaf.get(), pki.leaf.get()) != 0) {
+    auto prev = LeafJwks(pki.previous_leaf.get(), rest);
+    if (!prev.ok()) return Error{"previous-token-signing.crt: " + prev.error()};
+    keys->insert(keys->end(), prev->begin(), prev->end());
+  }
+  s.jwks_ = {{"keys", *keys}};
+  auto mac = NonceMacKey(pki.signing_ca_key.get());
+  if (!mac.ok()) return Error{mac.error()};
+  s.nonce_mac_key_ = *mac;
   return s;
 }
 

@@ -17,6 +17,7 @@
 #include "common/bytes.h"
 #include "common/openssl.h"
 #include "common/result.h"
+#include "tokenpki/tokenpki.h"
 
 namespace tdxvirt::service {
 
@@ -36,10 +37,16 @@ class SigningKey {
   // leaf's public key must be the key's.
   static Result<SigningKey> FromPem(std::string_view key_pem, std::string_view chain_pem);
   static Result<SigningKey> Load(const std::string& key_path, const std::string& chain_path);
+  // The token PKI's leaf; the JWKS also lists the previous leaf (tokens signed before a rotate
+  // stay verifiable) and the nonce MAC key comes from the Signing CA key, so nonces issued by a
+  // replica still on the old leaf are accepted by one on the new leaf during a rollout.
+  static Result<SigningKey> FromTokenPki(const tokenpki::Pki& pki);
 
   EVP_PKEY* key() const { return key_.get(); }
-  const std::string& kid() const { return kid_; }  // hex SHA-256 of the leaf certificate (DER)
-  // {"keys":[{"kty":"RSA","use":"sig","alg":"PS384","kid","n","e","x5c":[...]}]}
+  const std::string& kid() const { return kid_; }  // lowercase hex SHA-384 of the leaf DER
+  // {"keys":[{"kty":"RSA","kid","n","e","alg":"PS384","x5c":[...],"use":"sig"}, the same with
+  // "alg":"RS256", ...]}: each certificate listed once per algorithm with the same kid, as Intel's
+  // C client fixture (that client requires kty, kid, n, e, alg and x5c on every key).
   const nlohmann::json& jwks() const { return jwks_; }
   // A key for nonce MACs that every replica with this signing key derives alike.
   const ByteArray<48>& nonce_mac_key() const { return nonce_mac_key_; }

@@ -71,18 +71,51 @@ struct AttestationServer::Metrics {
   }
 };
 
+// --token-pki DIR (with --public-url) or the bring-your-own --signing-key/--signing-chain.
+Status AttestationServer::LoadTokenSigning(ServerOptions& o, AttestationServer& s) {
+  if (!o.public_url.empty()) {
+    auto url = tokenpki::NormalizePublicUrl(o.public_url);
+    if (!url.ok()) return Error{url.error()};
+    o.public_url = *url;
+    if (o.appraisal.jku.empty()) o.appraisal.jku = o.public_url + "/certs";
+    if (o.appraisal.jku != o.public_url + "/certs")
+      return Error{"--jku: " + o.appraisal.jku + " is not " + o.public_url +
+                   "/certs, where this service serves its JWKS; drop --jku"};
+  }
+  if (o.token_pki_dir.empty()) {
+    if (o.signing_key_path.empty() || o.signing_chain_path.empty())
+      return Error{"--token-pki is required (create it with `tdxvirt token-pki init --dir DIR "
+                   "--public-url URL`), or give your own --signing-key and --signing-chain"};
+    auto key = SigningKey::Load(o.signing_key_path, o.signing_chain_path);
+    if (!key.ok()) return Error{key.error()};
+    s.key_ = std::make_unique<SigningKey>(std::move(*key));
+    return OkStatus();
+  }
+  if (!o.signing_key_path.empty() || !o.signing_chain_path.empty())
+    return Error{"give either --token-pki or --signing-key/--signing-chain, not both"};
+  if (o.public_url.empty())
+    return Error{"--public-url is required with --token-pki: the https:// base URL clients use for "
+                 "this service (its certificates' CRL distribution points are under it)"};
+  int64_t now = o.clock();
+  auto pki = tokenpki::LoadDirectory(o.token_pki_dir, o.public_url, now);
+  if (!pki.ok()) return Error{"--token-pki: " + pki.error()};
+  auto key = SigningKey::FromTokenPki(*pki);
+  if (!key.ok()) return Error{"--token-pki: " + key.error()};
+  s.key_ = std::make_unique<SigningKey>(std::move(*key));
+  auto crls = tokenpki::CrlPublisher::Create(std::move(*pki),
+                                             o.token_pki_dir + "/" + tokenpki::kRevocationsFile, now);
+  if (!crls.ok()) return Error{"--token-pki: " + crls.error()};
+  s.crls_ = std::move(*crls);
+  return OkStatus();
+}
+
 Result<std::unique_ptr<AttestationServer>> AttestationServer::Create(ServerOptions o) {
   std::unique_ptr<AttestationServer> s(new AttestationServer());
   if (!o.log) o.log = LogToStderr;
   if (!o.clock) o.clock = [] { return int64_t(std::time(nullptr)); };
   if (!o.plain_http && (o.tls_cert_path.empty() || o.tls_key_path.empty()))
     return Error{"--tls-cert and --tls-key are required (or --plain-http, for loopback tests only)"};
-  if (o.signing_key_path.empty() || o.signing_chain_path.empty())
-    return Error{"--signing-key and --signing-chain are required (create them with "
-                 "`tdxvirt serve attestation --init-signing-key`)"};
-  auto key = SigningKey::Load(o.signing_key_path, o.signing_chain_path);
-  if (!key.ok()) return Error{key.error()};
-  s->key_ = std::make_unique<SigningKey>(std::move(*key));
+  if (Status st = LoadTokenSigning(o, *s); !st.ok()) return Error{st.error()};
 
   Result<verify::TrustedRoot> root = Error{""};
   if (o.root_pem_path.empty()) {
@@ -148,7 +181,7 @@ Result<int> AttestationServer::Start() {
   auto port = http_->Start();
   if (!port.ok()) return Error{port.error()};
   port_ = *port;
-  if (policies_) reload_thread_ = std::thread([this] { ReloadLoop(); });
+  if (policies_ || crls_) reload_thread_ = std::thread([this] { ReloadLoop(); });
   serving_ = true;
   auto set = policies_ ? policies_->Get() : nullptr;
   LogEvent("info", "listening",
@@ -157,6 +190,13 @@ Result<int> AttestationServer::Start() {
     LogEvent("warn", "no_api_keys",
              "nonce and attest accept requests without x-api-key; give --api-key-file unless a "
              "gateway in front authenticates callers");
+  if (!crls_)
+    LogEvent("warn", "no_token_pki",
+             "tokens are signed with --signing-key/--signing-chain: Intel's Go, Python and C "
+             "clients refuse them unless that chain has CRL distribution points serving CRLs; use "
+             "--token-pki DIR --public-url URL (tdxvirt token-pki init)");
+  else
+    WarnRevokedSigner();
   if (std::string why; !ready(&why)) LogEvent("error", "not_ready", why);
   return port_;
 }
@@ -187,11 +227,38 @@ bool AttestationServer::ready(std::string* why) const {
   return true;
 }
 
+void AttestationServer::WarnRevokedSigner() {
+  const auto& pki = crls_->pki();
+  std::string leaf = tokenpki::SerialHex(pki.leaf.get()), ca = tokenpki::SerialHex(pki.signing_ca.get());
+  for (const auto& r : crls_->revocations())
+    if ((r.issuer == tokenpki::Issuer::kSigningCa && r.serial == leaf) ||
+        (r.issuer == tokenpki::Issuer::kRootCa && r.serial == ca))
+      LogEvent("warn", "token_signer_revoked",
+               "revocations.json lists " + std::string(r.serial == leaf ? "the token-signing certificate" : "the Signing CA") +
+                   " " + r.serial + ": verifiers refuse the tokens this service signs; rotate (tdxvirt token-pki rotate) and restart");
+}
+
 void AttestationServer::ReloadLoop() {
   std::unique_lock l(stop_mu_);
-  std::string last_error;
+  std::string last_error, last_crl_error;
   while (!stop_cv_.wait_for(l, options_.policy_reload_interval, [this] { return stopping_.load(); })) {
     l.unlock();
+    if (crls_) {
+      // revocations.json changed (a Secret update), or the CRLs are half way to nextUpdate.
+      bool changed = false;
+      Status st = crls_->Reload(options_.clock(), &changed);
+      if (!st.ok() && st.error() != last_crl_error)
+        LogEvent("error", "revocations_reload_error", st.error() + " (keeping the previous CRLs)");
+      last_crl_error = st.ok() ? "" : st.error();
+      if (changed) {
+        LogEvent("info", "crls_resigned", std::to_string(crls_->revocations().size()) + " revocations");
+        WarnRevokedSigner();
+      }
+    }
+    if (!policies_) {
+      l.lock();
+      continue;
+    }
     bool changed = false;
     Status st = policies_->Reload(&changed);
     if (!st.ok()) {
@@ -387,6 +454,30 @@ std::vector<http::Route> AttestationServer::Routes() {
         return std::string("ok");
       },
       0);
+  // The token PKI's public half: what Intel's clients fetch to verify a token (no API key).
+  if (crls_) {
+    auto crl = [this](bool root) {
+      return [this, root](const Req&, Res& res) {
+        Bytes der = root ? crls_->RootCrl(options_.clock()) : crls_->LeafCrl(options_.clock());
+        res.Set(200, std::string(AsString(der)), "application/pkix-crl");
+        return std::string("ok");
+      };
+    };
+    add("GET", tokenpki::kLeafCrlPath, "crl", false, crl(false), 0);
+    add("GET", tokenpki::kRootCrlPath, "crl", false, crl(true), 0);
+  }
+  if (!options_.public_url.empty())
+    add("GET", "/.well-known/openid-configuration", "openid", false,
+        [this](const Req&, Res& res) {
+          const std::string& u = options_.public_url;
+          res.Set(200,
+                  Dump({{"issuer", u},
+                        {"jwks_uri", u + "/certs"},
+                        {"id_token_signing_alg_values_supported", {"PS384", "RS256"}}}),
+                  "application/json");
+          return std::string("ok");
+        },
+        0);
   auto probe = [&](std::string path, http::Handler h) {
     http::Route r;
     r.method = "GET";

@@ -4,6 +4,8 @@
 //   GET  /appraisal/v1/nonce, /appraisal/v2/nonce     x-api-key   {val, iat, signature}
 //   POST /appraisal/v1/attest, /appraisal/v2/attest   x-api-key   {"token": JWT}
 //   GET  /certs                                                   JWKS (kid, x5c)
+//   GET  /crl/ats-ca-crl.der, /crl/root-ca-crl.der                CRLs (with --token-pki)
+//   GET  /.well-known/openid-configuration                        issuer, jwks_uri (--public-url)
 //   GET  /healthz, /readyz, /metrics                              operations
 //
 // A wrong method on a known path gets 405 with Allow; over --rate-limit, 429 with Retry-After.
@@ -27,6 +29,7 @@
 #include "http/server.h"
 #include "service/appraisal.h"
 #include "service/rate_limit.h"
+#include "tokenpki/tokenpki.h"
 
 namespace tdxvirt::service {
 
@@ -37,7 +40,11 @@ struct ServerOptions {
   std::string tls_cert_path, tls_key_path;
   bool plain_http = false;
 
-  std::string signing_key_path, signing_chain_path;  // token signing (a Secret)
+  // Token signing: a token PKI directory (tokenpki/tokenpki.h; a Secret), whose CRLs this server
+  // publishes at the CDPs under public_url; or, "bring your own", a key and its chain (no CRLs).
+  std::string token_pki_dir;
+  std::string public_url;  // the service's external base URL: jku, CDPs, OpenID issuer
+  std::string signing_key_path, signing_chain_path;
   std::string policy_dir;                            // "" = no policies
   std::chrono::milliseconds policy_reload_interval{2000};
 
@@ -76,6 +83,7 @@ class AttestationServer {
   bool ready(std::string* why = nullptr) const;
   std::string base_url() const;  // "https://127.0.0.1:PORT" or "http://..."
   const SigningKey& signing_key() const { return *key_; }
+  tokenpki::CrlPublisher* crls() { return crls_.get(); }  // null without --token-pki
   Appraiser& appraiser() { return *appraiser_; }
   // The Prometheus exposition text (also served at /metrics).
   std::string MetricsText() const;
@@ -87,10 +95,13 @@ class AttestationServer {
   std::vector<http::Route> Routes();
   void OnResponse(const http::Event& e);
   void ReloadLoop();
+  static Status LoadTokenSigning(ServerOptions& o, AttestationServer& s);
+  void WarnRevokedSigner();
   void LogEvent(const std::string& level, const std::string& event, const std::string& detail);
 
   ServerOptions options_;
   std::unique_ptr<SigningKey> key_;
+  std::unique_ptr<tokenpki::CrlPublisher> crls_;  // with token_pki_dir
   std::unique_ptr<verify::QuoteVerifier> verifier_;
   std::unique_ptr<CollateralSource> collateral_;
   std::unique_ptr<PolicyStore> policies_;

@@ -170,7 +170,8 @@ TEST_F(QuickstartE2E, DebugWrongMrConfigIdAndTamperedQuoteAreRefusedWithTheirRea
 
 TEST_F(QuickstartE2E, SecretsAre0600AndEveryServerStopped) {
   ASSERT_EQ(result_->exit_code, 0);
-  for (const char* f : {"service/signing-key.pem", "service/tls-key.pem", "service/api-key", "td-key.pem"}) {
+  for (const char* f : {"service/token-pki/token-signing.key", "service/token-pki/signing-ca.key",
+                        "service/token-pki/root-ca.key", "service/tls-key.pem", "service/api-key", "td-key.pem"}) {
     struct stat st {};
     ASSERT_EQ(stat(Run(f).c_str(), &st), 0) << f;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << f;

@@ -389,8 +389,11 @@ TEST_F(ServiceE2e, OperationsEndpointsAndLogs) {
   auto certs = Get(svc_, "/certs", "");
   ASSERT_EQ(certs.status, 200);
   auto jwks = nlohmann::json::parse(certs.body);
-  ASSERT_EQ(jwks["keys"].size(), 1u);
+  ASSERT_EQ(jwks["keys"].size(), 2u);  // the key once per algorithm, as Intel's C fixture
   EXPECT_EQ(jwks["keys"][0]["kid"], svc_.server->signing_key().kid());
+  EXPECT_EQ(jwks["keys"][0]["alg"], "PS384");
+  EXPECT_EQ(jwks["keys"][1]["kid"], svc_.server->signing_key().kid());
+  EXPECT_EQ(jwks["keys"][1]["alg"], "RS256");
   EXPECT_EQ(jwks["keys"][0]["x5c"].size(), 3u);
   auto ev = Evidence();
   ASSERT_EQ(Post(svc_, "/appraisal/v2/attest", ev.dump()).status, 200);

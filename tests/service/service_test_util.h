@@ -66,7 +66,7 @@ struct TestService {
   std::shared_ptr<std::condition_variable> log_cv = std::make_shared<std::condition_variable>();
 
   explicit TestService(ServerOptions o = {}, bool use_other_key = false) {
-    if (o.signing_key_path.empty()) {
+    if (o.signing_key_path.empty() && o.token_pki_dir.empty()) {
       o.signing_key_path = use_other_key ? F().other_key : F().key;
       o.signing_chain_path = use_other_key ? F().other_chain : F().chain;
     }
