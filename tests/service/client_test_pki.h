@@ -163,6 +163,9 @@ class TestHttpServer {
       port_ = port;
     }
     if (port_ > 0) thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before the loop runs would be lost: wait (bounded) until it runs.
+    for (int i = 0; i < 10000 && port_ > 0 && !server_.is_running(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~TestHttpServer() { Stop(); }
   void Stop() {
