@@ -4,11 +4,13 @@
 // client_fixture_port8081_test.cc. Also the pure chain/CRL functions over Intel's fixture bytes.
 #include <sys/stat.h>
 
+#include <condition_variable>
 #include <ctime>
 
 #include "client_test_pki.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "service/client.h"
 #include "service/jose.h"
 #include "service/token_chain.h"
 #include "test_util.h"
@@ -257,6 +259,50 @@ TEST(TokenChain, ClassificationRefusesMissingAndDuplicateRoles) {
   ASSERT_TRUE(odd.ok());
   EXPECT_EQ(FirstCrlUri(odd->get()).error(),
             "CRL distribution point \"URI:https://amber.intel.com/root-ca.crl\" is not an http:// or https:// URL");
+}
+
+// ---- HttpCrlFetcher: limits ----
+
+TEST(CrlFetch, ALargerCrlThanTheLimitIsRefused) {
+  TestHttpServer http;
+  http.Set("/big.crl", std::string(101, 'x'));
+  HttpCrlFetcher f({.max_size = 100});
+  auto r = f.Fetch(http.url() + "/big.crl");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error(), http.url() + "/big.crl: response larger than 100 bytes");
+}
+
+TEST(CrlFetch, AServerThatNeverAnswersMeetsTheDeadline) {
+  httplib::Server server;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  server.Get("/slow.crl", [&](const httplib::Request&, httplib::Response& res) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait_for(lock, std::chrono::seconds(60), [&] { return release; });
+    res.set_content("late", "application/octet-stream");
+  });
+  int port = server.bind_to_any_port("127.0.0.1");
+  std::thread t([&] { server.listen_after_bind(); });
+  for (int i = 0; i < 10000 && !server.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::vector<std::chrono::milliseconds> waits;
+  CrlFetchOptions o;
+  o.deadline = std::chrono::seconds(1);
+  o.retry.sleep = [&](std::chrono::milliseconds d) { waits.push_back(d); };
+  HttpCrlFetcher f(o);
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/slow.crl";
+  auto r = f.Fetch(url);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  server.stop();
+  t.join();
+  ASSERT_FALSE(r.ok());
+  // A read timeout is retried as Intel's client retries its deadline: 3 attempts, then refused.
+  EXPECT_EQ(r.error(), url + ": Read (gave up after 3 attempts)");
+  EXPECT_EQ(waits.size(), 2u);
 }
 
 }  // namespace
