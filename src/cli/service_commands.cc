@@ -1,6 +1,7 @@
 // `tdxvirt serve attestation` (the Trust Authority-compatible appraisal service) and the in-TD
-// client steps `attest create-key-pair|evidence|token|verify`, with the flags and config file keys
-// of Intel's trustauthority-cli.
+// client steps `attest create-key-pair|decrypt|evidence|token|verify`, with the flags, outputs and
+// config file keys of Intel's trustauthority-cli.
+#include <openssl/crypto.h>
 #include <signal.h>
 
 #include <cmath>
@@ -18,6 +19,7 @@
 #include "service/client.h"
 #include "service/jose.h"
 #include "service/server.h"
+#include "service/token_chain.h"
 
 namespace tdxvirt::cli {
 
@@ -226,11 +228,11 @@ void AddProviderFlags(CLI::App* cmd, ProviderFlags& p) {
 void AddTokenFlags(CLI::App* cmd, TokenFlags& t) {
   AddClientFlags(cmd, t.client);
   AddProviderFlags(cmd, t.provider);
-  cmd->add_option("-u,--user-data", t.user_data, "user data, base64 (sent as runtime_data)");
+  cmd->add_option("-u,--user-data", t.user_data, "user data, base64 (sent as runtime_data; wins over --pub-path)");
   cmd->add_option("-f,--pub-path", t.pub_path,
                   "public key PEM whose DER is the runtime data bound into REPORTDATA");
   cmd->add_option("-p,--policy-ids", t.policy_ids, "policy ids, comma separated");
-  cmd->add_option("-r,--request-id", t.request_id, "request-id header (^[a-zA-Z0-9_ /.-]{1,128}$)");
+  cmd->add_option("-r,--request-id", t.request_id, "request-id header (^[a-zA-Z0-9_ /.-]{1,128}$; default a random UUID)");
   cmd->add_option("-a,--token-signing-alg", t.alg, "PS384 (default) or RS256")
       ->check(CLI::IsMember({"PS384", "RS256"}));
   cmd->add_flag("--policy-must-match", t.policy_must_match, "fail unless every policy matches");
@@ -240,19 +242,17 @@ void AddTokenFlags(CLI::App* cmd, TokenFlags& t) {
 
 Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
   service::TokenRequestOptions r;
-  if (!t.pub_path.empty() && !t.user_data.empty())
-    return Error{"give either --pub-path or --user-data as the runtime data, not both"};
-  if (!t.pub_path.empty()) {
+  // As tdx-cli: --user-data wins over --pub-path (the file is then not read).
+  if (!t.user_data.empty()) {
+    auto ud = Base64Decode(t.user_data, "--user-data");
+    if (!ud.ok()) return Error{ud.error()};
+    r.runtime_data = std::move(*ud);
+  } else if (!t.pub_path.empty()) {
     auto pem = ReadFile(t.pub_path, 1 << 20);
     if (!pem.ok()) return Error{"--pub-path: " + pem.error()};
     auto der = service::PublicKeyDerFromPem(AsString(*pem));
     if (!der.ok()) return Error{"--pub-path " + t.pub_path + ": " + der.error()};
     r.runtime_data = std::move(*der);
-  }
-  if (!t.user_data.empty()) {
-    auto ud = Base64Decode(t.user_data, "--user-data");
-    if (!ud.ok()) return Error{ud.error()};
-    r.runtime_data = std::move(*ud);
   }
   std::stringstream ss(t.policy_ids);
   for (std::string id; std::getline(ss, id, ',');)
@@ -260,7 +260,13 @@ Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
   r.policy_must_match = t.policy_must_match;
   r.token_signing_alg = t.alg;
   r.no_verifier_nonce = t.no_verifier_nonce;
-  r.request_id = t.request_id;
+  // As tdx-cli: the given request-id must fit Intel's rule; without one, a random UUID.
+  if (!t.request_id.empty()) {
+    if (Status st = service::CheckRequestId(t.request_id); !st.ok()) return Error{"--request-id: " + st.error()};
+    r.request_id = t.request_id;
+  } else {
+    r.request_id = service::RandomUuid();
+  }
   return r;
 }
 
@@ -294,7 +300,13 @@ int RunEvidenceOrToken(const TokenFlags& t, bool token) {
     std::cout << ev->dump() << "\n";
     return kExitOk;
   }
-  auto tok = service::CollectToken(*client, **provider, *req);
+  service::ResponseIds ids;
+  auto tok = service::CollectToken(*client, **provider, *req, &ids);
+  // tdx-cli prints these from the attest answer, also when it is an error.
+  if (ids.answered) {
+    std::cerr << "Trace Id: " << ids.trace_id << "\n";
+    std::cerr << "Request Id: " << ids.request_id << "\n";
+  }
   if (!tok.ok()) {
     std::cerr << "tdxvirt: error: " << tok.error() << "\n";
     // The service judged the evidence (4xx): a negative result, not a usage error.
@@ -302,17 +314,37 @@ int RunEvidenceOrToken(const TokenFlags& t, bool token) {
                ? kExitNegative
                : kExitUsage;
   }
-  std::cout << *tok << "\n";
-  if (!t.request_id.empty()) std::cerr << "Request Id: " << t.request_id << "\n";
+  std::cout << *tok;  // no newline, as tdx-cli
+  std::cout.flush();
   return kExitOk;
 }
 
 struct VerifyFlags {
-  std::string config, jwks, token, issuer, at, root_ca, ca_file;
+  std::string config, jwks, token, issuer, at, trusted_root, ca_file, crl_cache;
   std::vector<std::string> expect;
-  bool allow_http = false;
+  bool allow_http = false, no_crl = false, no_crl_cache = false, claims_only = false, unverified_ok = false;
   int64_t leeway = 0;
 };
+
+// --claims-only: the token decoded, nothing checked (e.g. a token whose JWKS is gone).
+int PrintClaimsOnly(const std::string& token, bool unverified_ok) {
+  size_t d1 = token.find('.');
+  size_t d2 = d1 == std::string::npos ? d1 : token.find('.', d1 + 1);
+  if (d2 == std::string::npos) {
+    std::cerr << "tdxvirt: token invalid: token: not a JWS compact serialization (header.payload.signature)\n";
+    return kExitNegative;
+  }
+  auto payload = Base64UrlDecode(std::string_view(token).substr(d1 + 1, d2 - d1 - 1), "token payload");
+  auto claims = payload.ok() ? nlohmann::json::parse(AsString(*payload), nullptr, false) : nlohmann::json();
+  if (!payload.ok() || !claims.is_object()) {
+    std::cerr << "tdxvirt: token invalid: " << (payload.ok() ? "token payload: not a JSON object" : payload.error())
+              << "\n";
+    return kExitNegative;
+  }
+  std::cout << claims.dump() << "\n";
+  std::cerr << "tdxvirt: claims only: the signature, certificate chain and CRLs were NOT checked\n";
+  return unverified_ok ? kExitOk : kExitNegative;
+}
 
 int RunVerify(const VerifyFlags& v) {
   std::string token = v.token;
@@ -322,7 +354,10 @@ int RunVerify(const VerifyFlags& v) {
     token = std::string(AsString(*t));
   }
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (v.claims_only) return PrintClaimsOnly(token, v.unverified_ok);
+  if (v.unverified_ok) return InputError("--unverified-ok goes with --claims-only");
   std::string jwks;
+  service::ClientConfig client_config;
   if (!v.jwks.empty()) {
     auto j = ReadFile(v.jwks, 1 << 20);
     if (!j.ok()) return InputError("--jwks: " + j.error());
@@ -330,6 +365,8 @@ int RunVerify(const VerifyFlags& v) {
   } else if (!v.config.empty()) {
     auto client = MakeClient({v.config, v.ca_file, v.allow_http, 30});
     if (!client.ok()) return InputError(client.error());
+    if (client->config().trustauthority_url.empty())
+      return InputError("--config " + v.config + ": trustauthority_url is required (the JWKS is at {trustauthority_url}/certs)");
     auto certs = client->GetCerts();
     if (!certs.ok()) return InputError(certs.error());
     jwks = std::move(*certs);
@@ -339,17 +376,27 @@ int RunVerify(const VerifyFlags& v) {
   service::VerifyTokenOptions vo;
   vo.issuer = v.issuer;
   vo.leeway_seconds = v.leeway;
-  vo.now = int64_t(std::time(nullptr));
+  int64_t real_now = int64_t(std::time(nullptr));
+  vo.now = real_now;
   if (!v.at.empty()) {
     auto t = ParseTimeOption("--at", v.at);
     if (!t.ok()) return InputError(t.error());
     vo.now = *t;
   }
-  if (!v.root_ca.empty()) {
-    auto pem = ReadFile(v.root_ca, 1 << 20);
-    if (!pem.ok()) return InputError("--root-ca: " + pem.error());
-    vo.trusted_root_pem = std::string(AsString(*pem));
+  service::ChainCheckOptions chain;
+  chain.now = vo.now;
+  chain.check_crls = !v.no_crl;
+  if (!v.trusted_root.empty()) {
+    auto pem = ReadFile(v.trusted_root, 1 << 20);
+    if (!pem.ok()) return InputError("--trusted-root: " + pem.error());
+    chain.trusted_root_pem = std::string(AsString(*pem));
   }
+  service::CrlFetchOptions fo;
+  fo.cache_dir = v.no_crl_cache ? "" : !v.crl_cache.empty() ? v.crl_cache : service::DefaultCrlCacheDir();
+  fo.now = real_now;
+  fo.ca_file = v.ca_file;
+  service::HttpCrlFetcher fetcher(fo);
+  vo.jwk_key = [&](const nlohmann::json& jwk) { return service::CheckTokenSigningJwk(jwk, chain, fetcher); };
   for (const auto& e : v.expect) {
     size_t eq = e.find('=');
     if (eq == std::string::npos || eq == 0) return InputError("--expect: use CLAIM=VALUE (" + e + ")");
@@ -364,8 +411,46 @@ int RunVerify(const VerifyFlags& v) {
     std::cerr << "tdxvirt: token invalid: " << r.error() << "\n";
     return kExitNegative;
   }
+  // tdx-cli's line (Go's Println puts a space between its two operands, hence the two spaces),
+  // then the claims.
+  auto iss = r->claims.value("iss", nlohmann::json());
+  std::cout << "Token is valid and issued by Intel Trust Authority hosted at  "
+            << (iss.is_string() ? iss.get<std::string>() : iss.is_null() ? "<nil>" : iss.dump()) << "\n";
   std::cout << r->claims.dump() << "\n";
-  std::cerr << "Token is valid and issued by " << r->claims.value("iss", std::string("?")) << "\n";
+  return kExitOk;
+}
+
+struct DecryptFlags {
+  std::string in, key_path, key;
+};
+
+int RunDecrypt(const DecryptFlags& d) {
+  if (d.key_path.empty() && d.key.empty()) return InputError("One of the --key-path or --key are required");
+  auto ciphertext = Base64Decode(d.in, "--in");
+  if (!ciphertext.ok()) return InputError(ciphertext.error());
+  Result<ossl::PkeyPtr> key = Error{""};
+  if (!d.key.empty()) {  // as tdx-cli: --key wins over --key-path
+    auto der = Base64Decode(d.key, "--key");
+    if (!der.ok()) return InputError(der.error());
+    key = service::ParseRsaPrivateKey(*der);
+    OPENSSL_cleanse(der->data(), der->size());
+    if (!key.ok()) return InputError("--key: " + key.error());
+  } else {
+    auto pem = ReadRegularFile(d.key_path, 1 << 20);
+    if (!pem.ok()) return InputError("--key-path: " + pem.error());
+    key = service::ParseRsaPrivateKey(*pem);
+    OPENSSL_cleanse(pem->data(), pem->size());
+    if (!key.ok()) return InputError("--key-path " + d.key_path + ": " + key.error());
+  }
+  auto plain = service::DecryptRsaOaepSha256(key->get(), *ciphertext);
+  if (!plain.ok()) {
+    std::cerr << "tdxvirt: error: " << plain.error() << "\n";
+    return kExitNegative;
+  }
+  std::string text = service::GoByteList(*plain);
+  OPENSSL_cleanse(plain->data(), plain->size());
+  std::cout << text << "\n";
+  OPENSSL_cleanse(text.data(), text.size());
   return kExitOk;
 }
 
@@ -439,26 +524,47 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
   auto* ckp = attest->add_subcommand("create-key-pair", "Create an RSA-3072 key pair (PEM)");
   ckp->add_option("-f,--pub-path", kp->pub_path, "public key file to write (PEM)")->required();
   ckp->add_option("-k,--key-path", kp->key_path,
-                  "private key file to write (0600); default: print it to stdout as Intel's CLI");
+                  "private key file to create (0600, PKCS#1); default: print it to stdout as Intel's CLI");
+  ckp->footer("The private key is PKCS#1 (\"RSA PRIVATE KEY\"), the form Intel's `decrypt` reads.");
   ckp->callback([&exit_code, kp] {
     auto pair = service::CreateRsaKeyPair(3072);
     if (!pair.ok()) {
       exit_code = InputError(pair.error());
       return;
     }
+    auto priv = service::PrivateKeyPemPkcs1(pair->private_pem);
+    OPENSSL_cleanse(pair->private_pem.data(), pair->private_pem.size());
+    if (!priv.ok()) {
+      exit_code = InputError(priv.error());
+      return;
+    }
     if (!kp->key_path.empty()) {
-      if (Status st = WriteFileAtomic(kp->key_path, AsBytes(pair->private_pem), 0600); !st.ok()) {
+      // 0600 from creation; an existing key is never replaced.
+      Status st = WriteFileAtomic(kp->key_path, AsBytes(*priv), 0600, /*replace_existing=*/false);
+      if (!st.ok()) {
+        OPENSSL_cleanse(priv->data(), priv->size());
         exit_code = InputError("--key-path: " + st.error());
         return;
       }
     }
     if (Status st = WriteFileAtomic(kp->pub_path, AsBytes(pair->public_pem), 0644); !st.ok()) {
+      OPENSSL_cleanse(priv->data(), priv->size());
       exit_code = InputError("--pub-path: " + st.error());
       return;
     }
-    if (kp->key_path.empty()) std::cout << pair->private_pem;
+    if (kp->key_path.empty()) std::cout << *priv << "\n";  // Go's Println of the PEM
+    OPENSSL_cleanse(priv->data(), priv->size());
     exit_code = kExitOk;
   });
+
+  auto df = std::make_shared<DecryptFlags>();
+  auto* dc = attest->add_subcommand("decrypt", "Decrypt a base64 RSA-OAEP (SHA-256) blob with the private key");
+  dc->add_option("--in", df->in, "base64 encrypted blob")->required();
+  dc->add_option("-f,--key-path", df->key_path, "private key file (PEM: PKCS#1 as Intel's CLI, or PKCS#8)");
+  dc->add_option("-k,--key", df->key, "private key, base64 DER (PKCS#1 or PKCS#8); wins over --key-path");
+  dc->footer("Prints the plaintext as Intel's CLI does: Go's byte list, e.g. [104 105].\n"
+             "Exit codes: 0 decrypted; 1 decryption failed; 2 usage or input error.");
+  dc->callback([&exit_code, df] { exit_code = RunDecrypt(*df); });
 
   auto ev = std::make_shared<TokenFlags>();
   auto* evc = attest->add_subcommand(
@@ -477,18 +583,29 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
   tkc->callback([&exit_code, tk] { exit_code = RunEvidenceOrToken(*tk, true); });
 
   auto vf = std::make_shared<VerifyFlags>();
-  auto* vc = attest->add_subcommand("verify", "Verify an attestation token against the service's JWKS");
+  auto* vc = attest->add_subcommand("verify", "Verify an attestation token as Intel's client does");
   vc->add_option("-c,--config", vf->config, "config JSON (trustauthority_url: JWKS at /certs)");
   vc->add_option("--jwks", vf->jwks, "JWKS file instead of fetching {trustauthority_url}/certs");
   vc->add_option("-t,--token", vf->token, "the JWT, @FILE, or - for stdin")->required();
   vc->add_option("--issuer", vf->issuer, "required iss");
   vc->add_option("--expect", vf->expect, "CLAIM=VALUE that must hold (repeatable; tdx_* hex any case)");
-  vc->add_option("--at", vf->at, "judge exp/nbf at this time (RFC 3339 or Unix seconds)");
+  vc->add_option("--at", vf->at, "verification time for exp/nbf, certificates and CRLs (RFC 3339 or Unix seconds)");
   vc->add_option("--leeway", vf->leeway, "seconds of clock skew allowed for exp/nbf");
-  vc->add_option("--root-ca", vf->root_ca, "require the JWKS x5c chain to verify to this root (PEM)");
-  vc->add_option("--ca-file", vf->ca_file, "PEM CA bundle for the service's TLS certificate");
-  vc->add_flag("--allow-http", vf->allow_http, "allow http:// URLs (loopback tests only)");
-  vc->footer("Prints the claims as JSON. Exit codes: 0 valid; 1 invalid token; 2 usage or input error.");
+  vc->add_option("--trusted-root,--root-ca", vf->trusted_root,
+                 "verify the x5c chain to this root (PEM) instead of the x5c Root CA");
+  vc->add_option("--ca-file", vf->ca_file, "PEM CA bundle for the service's (and https CDPs') TLS certificate");
+  vc->add_flag("--allow-http", vf->allow_http, "allow an http:// trustauthority_url (loopback tests only)");
+  vc->add_flag("--no-crl", vf->no_crl, "skip the CRLs (a service whose certificates have no CRL distribution point)");
+  vc->add_option("--crl-cache", vf->crl_cache, "CRL cache directory (default $XDG_CACHE_HOME/tdxvirt/crl)");
+  vc->add_flag("--no-crl-cache", vf->no_crl_cache, "fetch every CRL, keep none");
+  vc->add_flag("--claims-only", vf->claims_only, "print the claims WITHOUT checking anything (exit 1)");
+  vc->add_flag("--unverified-ok", vf->unverified_ok, "with --claims-only: exit 0");
+  vc->footer(
+      "Checks as Intel's Go client: kid in the JWKS, alg PS384 or RS256, the x5c chain (leaf <- Signing CA\n"
+      "<- Root CA by CN; signatures and dates), the CRLs at the Signing CA's and the leaf's first CRL\n"
+      "distribution point (DER, signed by the issuer, nextUpdate not past, serial not listed), the\n"
+      "signature with the leaf key, exp/nbf. Prints Intel's success line, then the claims as JSON.\n"
+      "Exit codes: 0 valid; 1 invalid token (or --claims-only); 2 usage or input error.");
   vc->callback([&exit_code, vf] { exit_code = RunVerify(*vf); });
 }
 

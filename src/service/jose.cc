@@ -524,10 +524,11 @@ Result<VerifiedToken> VerifyToken(std::string_view token, std::string_view jwks_
     return Error{"JWKS: not a JSON object with a \"keys\" array"};
   const nlohmann::json* jwk = nullptr;
   for (const auto& k : jwks["keys"])
-    if (k.is_object() && k.value("kid", nlohmann::json()) == kid) jwk = &k;
+    if (!jwk && k.is_object() && k.value("kid", nlohmann::json()) == kid) jwk = &k;
   if (!jwk) return Error{"token header: kid " + kid.get<std::string>() + " is not in the JWKS"};
-  auto key = JwkKey(*jwk, o.trusted_root_pem);
-  if (!key.ok()) return Error{key.error()};
+  auto key = o.jwk_key ? o.jwk_key(*jwk) : JwkKey(*jwk, o.trusted_root_pem);
+  if (!key.ok())
+    return Error{o.jwk_key ? "JWKS key " + kid.get<std::string>() + ": " + key.error() : key.error()};
   if (!RsaVerify(key->get(), *alg, AsBytes(token.substr(0, d2)), *sig))
     return Error{"token signature: does not verify with JWKS key " + kid.get<std::string>()};
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -108,13 +109,17 @@ struct VerifyTokenOptions {
   // When set, the JWK's x5c chain must verify to this root (PEM); otherwise the JWKS is trusted as
   // fetched (over TLS from the issuer).
   std::string trusted_root_pem;
+  // When set, gives the key that checks the signature for the JWK with the token's kid, instead of
+  // the above: `attest verify` plugs in Intel's chain and CRL checks here (token_chain.h).
+  std::function<Result<ossl::PkeyPtr>(const nlohmann::json& jwk)> jwk_key;
 };
 struct VerifiedToken {
   nlohmann::json header;
   nlohmann::json claims;
 };
-// Checks the JWS signature against the key with the token's kid in `jwks_text`, alg (PS384 or
-// RS256 only), exp/nbf, issuer and expected claims. Errors name the failed check.
+// Checks the JWS signature against the (first, as Go's LookupKeyID) key with the token's kid in
+// `jwks_text`, alg (PS384 or RS256 only), exp/nbf, issuer and expected claims. Errors name the
+// failed check.
 Result<VerifiedToken> VerifyToken(std::string_view token, std::string_view jwks_text,
                                   const VerifyTokenOptions& options);
 

@@ -84,7 +84,12 @@ TEST(ServicePcs, NoCollateralIsA503NamingTheFmspc) {
   po.sim_dir = other_dir.path();
   auto provider = guest::SelectQuoteProvider(po);
   ASSERT_TRUE(provider.ok());
-  auto client = svc.Client();
+  // One attempt: this is about the service's 503, not the client's retries (client_token_test).
+  auto no_retry = [](ClientConfig c) {
+    c.retry.max_retries = 0;
+    return *TrustAuthorityClient::Create(c);
+  };
+  auto client = no_retry(svc.Config());
   auto token = CollectToken(client, **provider, {});
   ASSERT_FALSE(token.ok());
   EXPECT_EQ(token.error(), "attest: HTTP 503: fetching collateral for FMSPC 112233445566 (platform CA): GET " +
@@ -97,7 +102,7 @@ TEST(ServicePcs, NoCollateralIsA503NamingTheFmspc) {
   pcs->Stop();
   TempDir empty_cache;
   TestService unreachable(WithPcs(pcs->base_url(), empty_cache.path()));
-  auto c2 = unreachable.Client();
+  auto c2 = no_retry(unreachable.Config());
   auto t2 = CollectToken(c2, *SimProvider(), {});
   ASSERT_FALSE(t2.ok());
   EXPECT_EQ(t2.error(), "attest: HTTP 503: fetching collateral for FMSPC 00a06f000000 (platform CA): GET " + gone +

@@ -286,12 +286,12 @@ TEST(ClientConfig, IntelKeysOnly) {
       R"({"trustauthority_url":"https://a","trustauthority_api_url":"https://b","trustauthority_api_key":"k"})");
   ASSERT_TRUE(c.ok()) << c.error();
   EXPECT_EQ(c->trustauthority_api_url, "https://b");
-  EXPECT_EQ(ParseClientConfig(R"({"tpm":{}})").error(), "config: tpm: only TDX evidence is supported; remove it");
+  EXPECT_TRUE(ParseClientConfig(R"({"tpm":{}})").ok());  // Intel's key: checked, then unused
   EXPECT_EQ(ParseClientConfig(R"({"cloud_provider":"azure"})").error(), 
             "config: cloud_provider \"azure\" is not supported (Azure vTPM-based TDs are not); remove it");
   EXPECT_EQ(ParseClientConfig(R"({"x":1})").error(), 
-            "config: unknown key \"x\" (known: trustauthority_url, trustauthority_api_url, "
-            "trustauthority_api_key, cloud_provider)");
+            "config: unknown key \"x\" (known: cloud_provider, trustauthority_url, trustauthority_api_url, "
+            "trustauthority_api_key, tpm, nvgpu)");
   EXPECT_EQ(ParseClientConfig(R"({"trustauthority_url":1})").error(), "config: trustauthority_url: expected a string");
 }
 
