@@ -19,6 +19,7 @@ packages=(
   libxml2-utils         # xmllint: checks domain XML against libvirt's RelaxNG schema
   openssl               # the openssl tool: a webhook test makes its serving certificate with it
   python3               # scripts/abuse.py: the hostile-client probes (CTest abuse_short)
+  python3-cryptography python3-jwt  # tests/ita/python_way.py: verifies tokens with the libraries Intel's Python client uses
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
