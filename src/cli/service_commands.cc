@@ -18,6 +18,7 @@
 #include "replay/replay_store.h"
 #include "service/client.h"
 #include "service/jose.h"
+#include "service/policy.h"
 #include "service/server.h"
 #include "service/token_chain.h"
 
@@ -254,9 +255,16 @@ Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
     if (!der.ok()) return Error{"--pub-path " + t.pub_path + ": " + der.error()};
     r.runtime_data = std::move(*der);
   }
-  std::stringstream ss(t.policy_ids);
-  for (std::string id; std::getline(ss, id, ',');)
-    if (!id.empty()) r.policy_ids.push_back(id);
+  // As tdx-cli's parsePolicyIds: every comma-separated element a UUID (an empty one too is refused),
+  // sent in lower case as Go's uuid.UUID prints it.
+  if (!t.policy_ids.empty()) {
+    std::stringstream ss(t.policy_ids + ",");
+    for (std::string id; std::getline(ss, id, ',');) {
+      auto uuid = service::ParsePolicyId(id);
+      if (!uuid.ok()) return Error{"--policy-ids: Policy Id:\"" + id + "\" is not a valid UUID"};
+      r.policy_ids.push_back(*uuid);
+    }
+  }
   r.policy_must_match = t.policy_must_match;
   r.token_signing_alg = t.alg;
   r.no_verifier_nonce = t.no_verifier_nonce;

@@ -41,6 +41,7 @@
 #include "qgs/server.h"
 #include "qgs/transport.h"
 #include "service/client.h"
+#include "service/token_chain.h"
 #include "service/jose.h"
 #include "service/policy.h"
 #include "service/server.h"
@@ -624,6 +625,23 @@ void Quickstart::StepAttest() {
   vo.expected_claims["tdx_mrtd"] = ToHex(mrtd_);
   vo.expected_claims["tdx_is_debuggable"] = false;
   if (expected_mrconfigid_) vo.expected_claims["tdx_mrconfigid"] = ToHex(*expected_mrconfigid_);
+  // As Intel's clients: the x5c chain to its Root CA and both CRLs, fetched from the certificates'
+  // distribution points (this service's /crl/...), not cached.
+  service::ChainCheckOptions chain;
+  chain.now = vo.now;
+  service::CrlFetchOptions fo;
+  fo.now = vo.now;
+  fo.ca_file = (dir_ / "service" / "tls-ca.pem").string();
+  struct RecordingFetcher : service::CrlFetcher {
+    service::HttpCrlFetcher http;
+    std::vector<std::string> urls;
+    explicit RecordingFetcher(service::CrlFetchOptions o) : http(std::move(o)) {}
+    Result<service::FetchedCrl> Fetch(const std::string& url) override {
+      urls.push_back(url);
+      return http.Fetch(url);
+    }
+  } crls(fo);
+  vo.jwk_key = [&](const nlohmann::json& jwk) { return service::CheckTokenSigningJwk(jwk, chain, crls); };
   auto verified = Must(service::VerifyToken(token, jwks, vo), "the relying party refused the token");
   const auto& c = verified.claims;
   auto claim = [&](const std::string& k) -> nlohmann::json {
@@ -644,7 +662,8 @@ void Quickstart::StepAttest() {
                        {"issuer", c.value("iss", "")},
                        {"expires", c.value("exp", int64_t(0))},
                        {"quote", (dir_ / "quote.bin").string()},
-                       {"token", (dir_ / "token.jwt").string()}};
+                       {"token", (dir_ / "token.jwt").string()},
+                       {"crls_checked", crls.urls}};
 }
 
 // ---- 6. refuse ---------------------------------------------------------------------------------
@@ -739,6 +758,8 @@ void Quickstart::PrintReport(std::ostream& out, bool ok) {
         << "  token            " << str(a["token_alg"]) << ", issuer \"" << str(a["issuer"])
         << "\", policies matched:";
     for (const auto& p : a["policy_ids_matched"]) out << " " << (p.is_object() ? str(p.value("id", Json())) : str(p));
+    out << "\n  token checked    as Intel's clients: x5c chain to its Root CA, CRLs";
+    for (const auto& u : a["crls_checked"]) out << " " << str(u);
     out << "\n";
   }
   if (report_.contains("refused"))

@@ -54,8 +54,6 @@ struct Policy {
 Result<Policy> ParsePolicy(std::string_view text, std::string_view source = "policy");
 nlohmann::ordered_json PolicyToJson(const Policy& p);
 
-// tdx_seamsvn as this service defines it: TEE_TCB_SVN[1] << 8 | TEE_TCB_SVN[0] (TDX module major
-// and minor SVN).
 // A policy id as Trust Authority's: exactly 8-4-4-4-12 hex digits (the form all three Intel clients
 // send; Go's uuid.Parse would also take braces and "urn:uuid:", C's is_valid_uuid would not, so
 // neither is accepted). Either case is accepted and the id is returned in lower case, the case
@@ -63,6 +61,8 @@ nlohmann::ordered_json PolicyToJson(const Policy& p);
 // error says what a UUID looks like.
 Result<std::string> ParsePolicyId(std::string_view id);
 
+// tdx_seamsvn as this service defines it: TEE_TCB_SVN[1] << 8 | TEE_TCB_SVN[0] (TDX module major
+// and minor SVN).
 uint32_t SeamSvn(const evidence::TeeTcbSvn& svn);
 
 // Empty when `body` (with `tcb_status`) satisfies the policy; otherwise one reason per failed rule,

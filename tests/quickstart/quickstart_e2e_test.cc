@@ -132,6 +132,18 @@ TEST_F(QuickstartE2E, TokenCarriesTheOwnersValuesAndVerifiesIndependently) {
   ASSERT_EQ(mrtd.exit_code, 0) << mrtd.err;
   EXPECT_EQ(nlohmann::json::parse(mrtd.out)["mr_td"], a["mrtd"]);
 
+  // The run's relying party checked the chain and fetched both CRLs from the distribution points,
+  // which the service answered.
+  ASSERT_EQ(a["crls_checked"].size(), 2u) << a.dump();
+  std::string service_log = Slurp(Run("logs/attestation-service.log"));
+  for (const auto& u : a["crls_checked"]) {
+    std::string url = u.get<std::string>();
+    std::string path = url.substr(url.find("/crl/"));
+    EXPECT_TRUE(path == "/crl/ats-ca-crl.der" || path == "/crl/root-ca-crl.der") << url;
+    EXPECT_NE(service_log.find("\"path\":\"" + path + "\",\"status\":200"), std::string::npos) << path;
+  }
+  EXPECT_NE(a["crls_checked"][0], a["crls_checked"][1]);
+
   // The relying party's check, redone here from the files the run left.
   std::string token = Slurp(Run("token.jwt"));
   while (!token.empty() && token.back() == '\n') token.pop_back();

@@ -134,6 +134,17 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
   EXPECT_EQ(r.err.rfind("Trace Id: ", 0), 0u) << r.err;
   EXPECT_EQ(r.err.substr(r.err.find("tdxvirt: error:")), "tdxvirt: error: attest: HTTP 400: policy_ids: unknown policy id \"5712c7a0-00ff-4000-8000-0000000000ff\"; this "
                    "service has 1 policies (see its policy directory)\n");
+  // As tdx-cli: -p elements must be UUIDs (refused before any request, so no ids printed), and an
+  // upper-case one is sent in lower case, naming the same policy.
+  r = RunTdxvirt("attest token" + common + " -p 5712c7a0-0002-4000-8000-000000000002,prod-web");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "tdxvirt: error: --policy-ids: Policy Id:\"prod-web\" is not a valid UUID\n");
+  r = RunTdxvirt("attest token" + common + " -p 5712c7a0-0002-4000-8000-000000000002,");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "tdxvirt: error: --policy-ids: Policy Id:\"\" is not a valid UUID\n");
+  r = RunTdxvirt("attest token" + common + " -p 5712C7A0-0002-4000-8000-000000000002");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
   WriteFile(d.File("bad.json"), nlohmann::json({{"trustauthority_api_url", url},
                                                 {"trustauthority_api_key", "nope"}}).dump());
   r = RunTdxvirt("attest token -c " + d.File("bad.json") + " --allow-http --provider sim --sim-dir " + F().sim_dir);
