@@ -27,6 +27,7 @@
 #include "common/base64.h"
 #include "common/file.h"
 #include "common/hex.h"
+#include "common/net.h"
 #include "common/openssl.h"
 #include "guest/quote_provider.h"
 #include "kube/kubevirt_version.h"
@@ -78,21 +79,6 @@ void Check(bool ok, const std::string& what) {
   if (!ok) throw StepError{what};
 }
 
-// A 127.0.0.1 TCP port that was free a moment ago (0 if none could be bound).
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
 
 std::string RandomHex(size_t n) {
   Bytes b(n);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/net.h"
 #include "test_util.h"
 
 namespace tdxvirt::testing {
@@ -62,20 +63,6 @@ inline std::string RedisRaw(int port, const std::vector<std::string>& commands) 
   }
   close(fd);
   return last;
-}
-
-inline int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
 }
 
 class RedisTestServer {

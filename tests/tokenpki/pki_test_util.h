@@ -30,6 +30,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/net.h"
 #include "service/service_test_util.h"
 #include "tokenpki/tokenpki.h"
 
@@ -37,21 +38,6 @@ namespace tdxvirt::tokenpki::testing {
 
 using tdxvirt::testing::TempDir;
 
-// A 127.0.0.1 TCP port that was free a moment ago (0 on failure).
-inline int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
 
 // `tdxvirt token-pki init` in process: a new directory `dir` for `public_url`.
 inline void InitPki(const std::string& dir, const std::string& public_url, int key_bits = 2048) {
