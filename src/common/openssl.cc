@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 
 #include <ctime>
 
@@ -201,6 +202,56 @@ std::string TimeToRfc3339(const ASN1_TIME* t) {
   char buf[32];
   strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+namespace {
+std::string BioText(BIO* b) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  return n > 0 ? std::string(data, size_t(n)) : std::string();
+}
+}  // namespace
+
+std::string CertToPem(const X509* cert) {
+  BioPtr b(BIO_new(BIO_s_mem()));
+  PEM_write_bio_X509(b.get(), const_cast<X509*>(cert));
+  return BioText(b.get());
+}
+
+Bytes CertToDer(const X509* cert) {
+  int n = i2d_X509(cert, nullptr);
+  if (n <= 0) return {};
+  Bytes out(static_cast<size_t>(n));
+  uint8_t* p = out.data();
+  i2d_X509(cert, &p);
+  return out;
+}
+
+Result<std::string> PrivateKeyToPem(EVP_PKEY* key) {
+  BioPtr b(BIO_new(BIO_s_mem()));
+  if (!PEM_write_bio_PrivateKey(b.get(), key, nullptr, nullptr, 0, nullptr, nullptr))
+    return Error{"cannot encode the private key: " + LastError()};
+  return BioText(b.get());
+}
+
+std::string FirstCrlDistributionPointUri(const X509* cert) {
+  auto* dps = static_cast<CRL_DIST_POINTS*>(
+      X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr));
+  LastError();  // absent or malformed: no URI
+  std::string out;
+  for (int i = 0; dps && out.empty() && i < sk_DIST_POINT_num(dps); ++i) {
+    DIST_POINT* dp = sk_DIST_POINT_value(dps, i);
+    if (!dp->distpoint || dp->distpoint->type != 0) continue;  // fullName only
+    GENERAL_NAMES* names = dp->distpoint->name.fullname;
+    for (int j = 0; out.empty() && j < sk_GENERAL_NAME_num(names); ++j) {
+      const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, j);
+      if (g->type != GEN_URI) continue;
+      const ASN1_IA5STRING* u = g->d.uniformResourceIdentifier;
+      out.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(u)), size_t(ASN1_STRING_length(u)));
+    }
+  }
+  CRL_DIST_POINTS_free(dps);
+  return out;
 }
 
 }  // namespace tdxvirt::ossl

@@ -45,6 +45,15 @@ Result<std::vector<X509Ptr>> ParsePemChain(std::string_view pem, bool strict = f
 Result<X509Ptr> ParseDerCertificate(ByteSpan der);
 Result<X509CrlPtr> ParseDerCrl(ByteSpan der);
 
+// Encoders for the files and JWKS entries a PKI writes: PEM "CERTIFICATE", DER, and a private key
+// as PKCS#8 PEM "PRIVATE KEY".
+std::string CertToPem(const X509* cert);
+Bytes CertToDer(const X509* cert);
+Result<std::string> PrivateKeyToPem(EVP_PKEY* key);
+// The first fullName URI among the certificate's CRL distribution points (Go's
+// CRLDistributionPoints[0], Python's cdp.value[0].full_name[0]); "" when there is none.
+std::string FirstCrlDistributionPointUri(const X509* cert);
+
 // "CN=Intel SGX PCK Certificate,O=Intel Corporation,..." : RFC 2253 escaping, attributes in the
 // order the certificate encodes them (as `openssl x509 -subject` shows them).
 std::string NameToString(const X509_NAME* name);

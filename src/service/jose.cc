@@ -26,34 +26,6 @@ struct BioFree { void operator()(BIO* b) const { BIO_free(b); } };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 struct CtxFree { void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); } };
 
-std::string BioString(BIO* b) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(b, &data);
-  return n > 0 ? std::string(data, size_t(n)) : std::string();
-}
-
-Result<std::string> KeyPemPkcs8(EVP_PKEY* key) {
-  BioPtr b(BIO_new(BIO_s_mem()));
-  if (!PEM_write_bio_PrivateKey(b.get(), key, nullptr, nullptr, 0, nullptr, nullptr))
-    return Error{"cannot encode the private key: " + ossl::LastError()};
-  return BioString(b.get());
-}
-
-std::string CertPem(X509* c) {
-  BioPtr b(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(b.get(), c);
-  return BioString(b.get());
-}
-
-Bytes CertDer(X509* c) {
-  int n = i2d_X509(c, nullptr);
-  if (n <= 0) return {};
-  Bytes out(static_cast<size_t>(n));
-  uint8_t* p = out.data();
-  i2d_X509(c, &p);
-  return out;
-}
-
 Bytes BnBytes(const BIGNUM* bn) {
   Bytes out(static_cast<size_t>(BN_num_bytes(bn)));
   BN_bn2bin(bn, out.data());
@@ -168,7 +140,7 @@ namespace {
 
 // The two JWKs (PS384, RS256) of `leaf`, x5c = leaf then `rest` (std base64 DER).
 Result<std::vector<nlohmann::json>> LeafJwks(X509* leaf, const std::vector<X509*>& rest) {
-  std::string kid = ToHex(ossl::Sha384(CertDer(leaf)));
+  std::string kid = ToHex(ossl::Sha384(ossl::CertToDer(leaf)));
   BIGNUM *n = nullptr, *e = nullptr;
   EVP_PKEY* pub = X509_get0_pubkey(leaf);
   if (!pub || !EVP_PKEY_is_a(pub, "RSA")) return Error{"signing certificate: not an RSA key"};
@@ -182,8 +154,8 @@ Result<std::vector<nlohmann::json>> LeafJwks(X509* leaf, const std::vector<X509*
   std::string n64 = Base64UrlEncode(BnBytes(n)), e64 = Base64UrlEncode(BnBytes(e));
   BN_free(n);
   BN_free(e);
-  nlohmann::json x5c = nlohmann::json::array({Base64Encode(CertDer(leaf))});
-  for (X509* c : rest) x5c.push_back(Base64Encode(CertDer(c)));
+  nlohmann::json x5c = nlohmann::json::array({Base64Encode(ossl::CertToDer(leaf))});
+  for (X509* c : rest) x5c.push_back(Base64Encode(ossl::CertToDer(c)));
   std::vector<nlohmann::json> out;
   for (const char* alg : {"PS384", "RS256"})
     out.push_back({{"kty", "RSA"}, {"kid", kid}, {"n", n64}, {"e", e64}, {"alg", alg}, {"x5c", x5c},
@@ -225,7 +197,7 @@ Result<SigningKey> SigningKey::FromPem(std::string_view key_pem, std::string_vie
   if (EVP_PKEY_eq(X509_get0_pubkey(leaf), k) != 1)
     return Error{"signing certificate chain: the first certificate is not the signing key's; "
                  "put the leaf first"};
-  s.kid_ = ToHex(ossl::Sha384(CertDer(leaf)));
+  s.kid_ = ToHex(ossl::Sha384(ossl::CertToDer(leaf)));
   std::vector<X509*> rest;
   for (size_t i = 1; i < chain->size(); ++i) rest.push_back((*chain)[i].get());
   auto jwks = LeafJwks(leaf, rest);
@@ -241,7 +213,7 @@ Result<SigningKey> SigningKey::FromTokenPki(const tokenpki::Pki& pki) {
   SigningKey s;
   EVP_PKEY_up_ref(pki.leaf_key.get());
   s.key_.reset(pki.leaf_key.get(), EVP_PKEY_free);
-  s.kid_ = ToHex(ossl::Sha384(CertDer(pki.leaf.get())));
+  s.kid_ = ToHex(ossl::Sha384(ossl::CertToDer(pki.leaf.get())));
   std::vector<X509*> rest = {pki.signing_ca.get(), pki.root_ca.get()};
   auto keys = LeafJwks(pki.leaf.get(), rest);
   if (!keys.ok()) return Error{keys.error()};
@@ -301,8 +273,8 @@ Result<std::string> IssueSigningChain(EVP_PKEY* leaf_key, const SigningKeyOption
                    o.subject_alt_names);
     if (!l.ok()) return Error{l.error()};
     leaf = std::move(*l);
-    chain = CertPem(leaf.get());
-    for (auto& c : *ca) chain += CertPem(c.get());
+    chain = ossl::CertToPem(leaf.get());
+    for (auto& c : *ca) chain += ossl::CertToPem(c.get());
   } else {
     // Names as Intel's client looks for them in x5c: a "Root CA" and a "Signing CA".
     auto root_key = NewKey("EC", "P-384", 0);
@@ -318,7 +290,7 @@ Result<std::string> IssueSigningChain(EVP_PKEY* leaf_key, const SigningKeyOption
                    o.subject_alt_names);
     if (!l.ok()) return Error{l.error()};
     leaf = std::move(*l);
-    chain = CertPem(leaf.get()) + CertPem(ca->get()) + CertPem(root->get());
+    chain = ossl::CertToPem(leaf.get()) + ossl::CertToPem(ca->get()) + ossl::CertToPem(root->get());
   }
   return chain;
 }
@@ -336,7 +308,7 @@ Result<std::pair<std::string, std::string>> CreateSigningKeyPem(const SigningKey
   if (!leaf_key.ok()) return Error{leaf_key.error()};
   auto chain = IssueSigningChain(leaf_key->get(), o);
   if (!chain.ok()) return Error{chain.error()};
-  auto key_pem = KeyPemPkcs8(leaf_key->get());
+  auto key_pem = ossl::PrivateKeyToPem(leaf_key->get());
   if (!key_pem.ok()) return Error{key_pem.error()};
   return std::make_pair(*key_pem, *chain);
 }
@@ -397,12 +369,14 @@ Result<RsaKeyPairPem> CreateRsaKeyPair(int bits) {
   auto key = NewKey("RSA", nullptr, bits);
   if (!key.ok()) return Error{key.error()};
   RsaKeyPairPem out;
-  auto priv = KeyPemPkcs8(key->get());
+  auto priv = ossl::PrivateKeyToPem(key->get());
   if (!priv.ok()) return Error{priv.error()};
   out.private_pem = std::move(*priv);
   BioPtr b(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_PUBKEY(b.get(), key->get())) return Error{"cannot encode the public key"};
-  out.public_pem = BioString(b.get());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b.get(), &data);
+  out.public_pem.assign(data, size_t(n > 0 ? n : 0));
   return out;
 }
 

@@ -16,9 +16,6 @@ std::string Cn(X509* c) { return "\"" + ossl::CommonName(X509_get_subject_name(c
 struct StoreFree { void operator()(X509_STORE* s) const { X509_STORE_free(s); } };
 struct StoreCtxFree { void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); } };
 struct SkX509Free { void operator()(STACK_OF(X509)* s) const { sk_X509_free(s); } };
-struct DistPointsFree {
-  void operator()(STACK_OF(DIST_POINT)* s) const { sk_DIST_POINT_pop_free(s, DIST_POINT_free); }
-};
 
 std::string UnixToRfc3339(int64_t t) {
   ASN1_TIME* a = ASN1_TIME_set(nullptr, time_t(t));
@@ -141,25 +138,11 @@ Result<ossl::X509Ptr> VerifyTokenSigningChain(const TokenSigningChain& chain, co
 }
 
 Result<std::string> FirstCrlUri(X509* cert) {
-  std::unique_ptr<STACK_OF(DIST_POINT), DistPointsFree> dps(static_cast<STACK_OF(DIST_POINT)*>(
-      X509_get_ext_d2i(cert, NID_crl_distribution_points, nullptr, nullptr)));
-  ossl::LastError();
-  for (int i = 0; dps && i < sk_DIST_POINT_num(dps.get()); ++i) {
-    DIST_POINT* dp = sk_DIST_POINT_value(dps.get(), i);
-    if (!dp->distpoint || dp->distpoint->type != 0) continue;  // fullName only, as Go
-    GENERAL_NAMES* names = dp->distpoint->name.fullname;
-    for (int j = 0; j < sk_GENERAL_NAME_num(names); ++j) {
-      GENERAL_NAME* gn = sk_GENERAL_NAME_value(names, j);
-      if (gn->type != GEN_URI) continue;
-      const ASN1_IA5STRING* s = gn->d.uniformResourceIdentifier;
-      std::string uri(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                      size_t(ASN1_STRING_length(s)));
-      if (uri.rfind("http://", 0) != 0 && uri.rfind("https://", 0) != 0)
-        return Error{"CRL distribution point \"" + uri + "\" is not an http:// or https:// URL"};
-      return uri;
-    }
-  }
-  return Error{"no CRL distribution point URI (Intel's verifier requires one)"};
+  std::string uri = ossl::FirstCrlDistributionPointUri(cert);
+  if (uri.empty()) return Error{"no CRL distribution point URI (Intel's verifier requires one)"};
+  if (uri.rfind("http://", 0) != 0 && uri.rfind("https://", 0) != 0)
+    return Error{"CRL distribution point \"" + uri + "\" is not an http:// or https:// URL"};
+  return uri;
 }
 
 Status CheckCrl(ByteSpan crl_der, X509* subject, X509* issuer, int64_t now) {

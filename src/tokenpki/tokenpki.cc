@@ -34,25 +34,6 @@ struct SkFree { void operator()(STACK_OF(X509)* s) const { sk_X509_free(s); } };
 
 int64_t Now(int64_t now) { return now ? now : int64_t(std::time(nullptr)); }
 
-std::string BioString(BIO* b) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(b, &data);
-  return n > 0 ? std::string(data, size_t(n)) : std::string();
-}
-
-std::string CertPem(const X509* c) {
-  BioPtr b(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(b.get(), const_cast<X509*>(c));
-  return BioString(b.get());
-}
-
-Result<std::string> KeyPem(EVP_PKEY* key) {
-  BioPtr b(BIO_new(BIO_s_mem()));
-  if (!PEM_write_bio_PrivateKey(b.get(), key, nullptr, nullptr, 0, nullptr, nullptr))
-    return Error{"cannot encode a private key: " + ossl::LastError()};
-  return BioString(b.get());
-}
-
 // Intel's profile (reference §8): Root and Signing CA critical BC + critical KU keyCertSign,
 // cRLSign; the leaf CA:FALSE, non-critical KU, no EKU (Go's verifier defaults to serverAuth, so an
 // EKU without it would fail there). `cdp` "" = none (the Root).
@@ -105,27 +86,6 @@ Result<ossl::X509Ptr> Issue(Role role, const std::string& cn, EVP_PKEY* subject_
 int64_t NotAfter(const X509* c) {
   auto t = ossl::TimeToUnix(X509_get0_notAfter(c));
   return t.ok() ? *t : 0;
-}
-
-// The first full-name URI of the first CRL distribution point: what Go and Python fetch.
-std::string FirstCdpUri(const X509* c) {
-  auto* dps = static_cast<CRL_DIST_POINTS*>(
-      X509_get_ext_d2i(c, NID_crl_distribution_points, nullptr, nullptr));
-  std::string out;
-  if (dps && sk_DIST_POINT_num(dps) > 0) {
-    DIST_POINT* dp = sk_DIST_POINT_value(dps, 0);
-    if (dp->distpoint && dp->distpoint->type == 0) {
-      GENERAL_NAMES* names = dp->distpoint->name.fullname;
-      for (int i = 0; i < sk_GENERAL_NAME_num(names) && out.empty(); ++i) {
-        GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
-        if (g->type == GEN_URI)
-          out.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(g->d.uniformResourceIdentifier)),
-                     size_t(ASN1_STRING_length(g->d.uniformResourceIdentifier)));
-      }
-    }
-  }
-  CRL_DIST_POINTS_free(dps);
-  return out;
 }
 
 bool Exists(const std::string& path) {
@@ -348,7 +308,7 @@ namespace {
 std::string Join(const std::string& dir, const char* name) { return dir + "/" + name; }
 
 Status WriteKey(const std::string& path, EVP_PKEY* key, bool replace) {
-  auto pem = KeyPem(key);
+  auto pem = ossl::PrivateKeyToPem(key);
   if (!pem.ok()) return Error{pem.error()};
   Status s = WriteFileAtomic(path, AsBytes(*pem), 0600, replace);
   OPENSSL_cleanse(pem->data(), pem->size());
@@ -356,7 +316,7 @@ Status WriteKey(const std::string& path, EVP_PKEY* key, bool replace) {
 }
 
 Status WriteCert(const std::string& path, const X509* cert, bool replace) {
-  return WriteFileAtomic(path, AsBytes(CertPem(cert)), 0644, replace);
+  return WriteFileAtomic(path, AsBytes(ossl::CertToPem(cert)), 0644, replace);
 }
 
 // A file of the directory. Secrets mount their files as symbolic links into ..data/, so links
@@ -486,7 +446,7 @@ Result<Pki> Load(const std::string& dir, std::string_view public_url, int64_t no
   if (leaf_cn.find("Root CA") != std::string::npos || leaf_cn.find("Signing CA") != std::string::npos)
     return Error{Join(dir, kLeafCert) + ": CN \"" + leaf_cn + "\" would be taken for a CA by Intel's clients; " + InitHint(dir)};
 
-  std::string ca_cdp = FirstCdpUri(p.signing_ca.get()), leaf_cdp = FirstCdpUri(p.leaf.get());
+  std::string ca_cdp = ossl::FirstCrlDistributionPointUri(p.signing_ca.get()), leaf_cdp = ossl::FirstCrlDistributionPointUri(p.leaf.get());
   std::string url;
   if (public_url.empty()) {
     if (!ca_cdp.ends_with(kRootCrlPath))
