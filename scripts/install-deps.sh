@@ -20,6 +20,7 @@ packages=(
   openssl               # the openssl tool: a webhook test makes its serving certificate with it
   python3               # scripts/abuse.py: the hostile-client probes (CTest abuse_short)
   python3-cryptography python3-jwt  # tests/ita/python_way.py: verifies tokens with the libraries Intel's Python client uses
+  systemd-boot-efi      # tests/measure: a real EFI application (linuxx64.efi.stub) for the Authenticode hash
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--fuzz" ]]; then

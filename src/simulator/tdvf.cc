@@ -131,29 +131,50 @@ Result<std::vector<TdvfSection>> ParseTdvfMetadata(ByteSpan fw) {
   return sections;
 }
 
-evidence::Sha384Digest ComputeMrtd(const std::vector<TdvfSection>& sections, ByteSpan fw) {
-  Sha384Stream h;
+namespace {
+
+// MR.EXTEND of one 4 KiB page in 256-byte chunks; bytes past the raw data are the zeros of the
+// rest of the region.
+void ExtendPage(Sha384Stream& h, const TdvfSection& s, uint64_t page, ByteSpan fw) {
   uint8_t chunk[kChunk];
-  for (const auto& s : sections) {
-    for (uint64_t page = 0; page < s.memory_data_size; page += kPage) {
-      uint64_t gpa = s.memory_address + page;
-      if (!(s.attributes & kTdvfAttrPageAug)) HashOp(h, "MEM.PAGE.ADD", gpa);
-      if (!(s.attributes & kTdvfAttrMrExtend)) continue;
-      for (uint64_t c = 0; c < kPage; c += kChunk) {
-        HashOp(h, "MR.EXTEND", gpa + c);
-        // Bytes past the raw data are the zeros of the rest of the region.
-        std::memset(chunk, 0, sizeof chunk);
-        uint64_t rel = page + c;
-        if (rel < s.raw_data_size) {
-          uint64_t take = std::min<uint64_t>(kChunk, s.raw_data_size - rel);
-          if (s.data_offset + rel + take <= fw.size())
-            std::memcpy(chunk, fw.data() + s.data_offset + rel, take);
-        }
-        h.Update(chunk, sizeof chunk);
-      }
+  uint64_t gpa = s.memory_address + page;
+  for (uint64_t c = 0; c < kPage; c += kChunk) {
+    HashOp(h, "MR.EXTEND", gpa + c);
+    std::memset(chunk, 0, sizeof chunk);
+    uint64_t rel = page + c;
+    if (rel < s.raw_data_size) {
+      uint64_t take = std::min<uint64_t>(kChunk, s.raw_data_size - rel);
+      if (s.data_offset + rel + take <= fw.size())
+        std::memcpy(chunk, fw.data() + s.data_offset + rel, take);
     }
+    h.Update(chunk, sizeof chunk);
+  }
+}
+
+evidence::Sha384Digest Mrtd(const std::vector<TdvfSection>& sections, ByteSpan fw,
+                            bool two_pass) {
+  Sha384Stream h;
+  for (const auto& s : sections) {
+    const bool add = !(s.attributes & kTdvfAttrPageAug);
+    const bool extend = (s.attributes & kTdvfAttrMrExtend) != 0;
+    for (uint64_t page = 0; page < s.memory_data_size; page += kPage) {
+      if (add) HashOp(h, "MEM.PAGE.ADD", s.memory_address + page);
+      if (extend && !two_pass) ExtendPage(h, s, page, fw);
+    }
+    if (extend && two_pass)
+      for (uint64_t page = 0; page < s.memory_data_size; page += kPage) ExtendPage(h, s, page, fw);
   }
   return h.Final();
+}
+
+}  // namespace
+
+evidence::Sha384Digest ComputeMrtd(const std::vector<TdvfSection>& sections, ByteSpan fw) {
+  return Mrtd(sections, fw, /*two_pass=*/false);
+}
+
+evidence::Sha384Digest ComputeMrtdTwoPass(const std::vector<TdvfSection>& sections, ByteSpan fw) {
+  return Mrtd(sections, fw, /*two_pass=*/true);
 }
 
 Result<evidence::Sha384Digest> ComputeMrtdOfFirmware(ByteSpan firmware) {

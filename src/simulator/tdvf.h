@@ -37,6 +37,12 @@ Result<std::vector<TdvfSection>> ParseTdvfMetadata(ByteSpan firmware);
 // MRTD of `sections` as the TDX module computes it: PAGE.ADD per page (unless PAGE_AUG), then for
 // MR_EXTEND sections MR.EXTEND per 256-byte chunk with the chunk's bytes.
 evidence::Sha384Digest ComputeMrtd(const std::vector<TdvfSection>& sections, ByteSpan firmware);
+// The same operations in the "two-pass" order (tdx-measure's --two-pass-add-pages): per section,
+// PAGE.ADD for every page first, then the MR.EXTENDs of every page. QEMU 8.x TDX trees used it
+// (intel qemu-tdx tdx-qemu-upstream-v5 "8.2.50", Canonical's 8.2.2 for Ubuntu 24.04); single pass
+// is the order of earlier trees and of QEMU 9 and later (docs/measure.md).
+evidence::Sha384Digest ComputeMrtdTwoPass(const std::vector<TdvfSection>& sections,
+                                          ByteSpan firmware);
 // ParseTdvfMetadata + ComputeMrtd.
 Result<evidence::Sha384Digest> ComputeMrtdOfFirmware(ByteSpan firmware);
 
