@@ -346,7 +346,10 @@ void DecodeOne(Ctx& c) {
   }
   switch (e.type) {
     case kEvNoAction:
-      if (LooksLikeText(e.data)) f["text"] = CString(e.data);
+      // TCG PFP's EV_NO_ACTION structures start with a 16-byte signature ("SP800-155 Event3",
+      // "StartupLocality", ...); not extended, shown by their signature.
+      if (e.data.size() >= 16 && LooksLikeText(ByteSpan(e.data).first(15)))
+        f["text"] = CString(ByteSpan(e.data).first(16));
       return;
     case kEvSeparator:
       f["value"] = ToHex(e.data);
