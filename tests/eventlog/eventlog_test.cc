@@ -393,6 +393,20 @@ TEST(EventLogJudge, MatchMismatchUnexplained) {
                              " (extended at run time or by a log not supplied)");
 }
 
+TEST(EventLogJudge, NoActionEventsAreNeverReplayedWhateverTheirIndex) {
+  EventLogBuilder b;
+  b.AddHashed(1, kEvSeparator, Bytes{0, 0, 0, 0});
+  Bytes log = b.Finish(0);
+  EventLogBuilder with;
+  with.AddHashed(1, kEvSeparator, Bytes{0, 0, 0, 0});
+  with.AddHashed(2, kEvNoAction, AsBytes("StartupLocality"));  // MR index 2, yet not extended
+  auto parsed = ParseEventLog(with.Finish(0));
+  ASSERT_TRUE(parsed.ok());
+  Replayed r = Replay(*parsed);
+  EXPECT_EQ(r.rtmrs, b.rtmrs());
+  EXPECT_EQ(r.extends[1], 0u);
+}
+
 // IMA's binary log, sha384 bank: pcr u32, template digest, name, data.
 Bytes ImaEntry(uint32_t pcr, const evidence::Sha384Digest& digest, std::string_view name,
                std::string_view data) {
