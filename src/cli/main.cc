@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   AddQuickstartCommands(app, exit_code);
   AddTokenPkiCommands(app, exit_code);
   AddMeasureCommands(app, exit_code);
+  AddEventlogCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
