@@ -19,7 +19,11 @@ int MeasuredBoot::RegisterOf(size_t n) const {
 Result<MeasuredBoot> AppraiseEventLog(ByteSpan event_log, const eventlog::Rtmrs& quote_rtmrs,
                                       const std::string& field) {
   auto log = eventlog::ParseEventLog(event_log);
-  if (!log.ok()) return Error{field + ": " + log.error()};
+  if (!log.ok()) {
+    std::string e = log.error();
+    if (e.rfind("event log: ", 0) == 0) e.erase(0, 11);  // the field name says it already
+    return Error{field + ": " + e};
+  }
   MeasuredBoot mb;
   mb.log = std::move(*log);
   mb.decoded = eventlog::DecodeEvents(mb.log);

@@ -288,6 +288,17 @@ std::string Printable(std::string_view text) {
 
 std::string RegisterName(int i) { return "rtmr" + std::to_string(i); }
 
+// A text pin names the command line the TD was started with. OVMF's direct boot (QEMU -kernel
+// -initrd) passes the kernel that text plus " initrd=initrd", and the stub measures the result, so
+// for the stub's LoadOptions either form matches.
+bool CmdlineMatches(const eventlog::MeasuredItem& c, const std::string& want) {
+  if (*c.text == want) return true;
+  static const std::string kDirectBootInitrd = " initrd=initrd";
+  return c.source == "efi-stub" && c.text->size() == want.size() + kDirectBootInitrd.size() &&
+         c.text->compare(0, want.size(), want) == 0 &&
+         c.text->compare(want.size(), std::string::npos, kDirectBootInitrd) == 0;
+}
+
 // True when the register event `n` extends is confirmed by the quote (verdict match); otherwise
 // adds why a value measured by that event cannot count.
 bool Confirmed(const MeasuredBoot& mb, size_t n, const std::string& key, std::vector<std::string>& r) {
@@ -350,7 +361,9 @@ void EvaluateMeasuredBoot(const Policy& p, const MeasuredBoot* mb, std::vector<s
       if (c.binding != eventlog::Binding::kBound || !c.text) {
         r.push_back("cmdline: " + mb->Describe(c.event) + " measured the command line as an opaque digest " +
                     ToHex(c.digest) + ", which no text can be checked against; pin cmdline_digest instead");
-      } else if (std::find(p.cmdline.begin(), p.cmdline.end(), *c.text) == p.cmdline.end()) {
+      } else if (std::none_of(p.cmdline.begin(), p.cmdline.end(), [&](const std::string& want) {
+                   return CmdlineMatches(c, want);
+                 })) {
         r.push_back("cmdline: " + mb->Describe(c.event) + " measured \"" + Printable(*c.text) +
                     "\", not an allowed value");
       }

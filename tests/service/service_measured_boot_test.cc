@@ -184,9 +184,9 @@ class MeasuredBootE2e : public ::testing::Test {
 };
 
 // Descriptions of DirectBootLog's events, as reasons name them.
-const std::string kEvKernel = "event 3 (EV_EFI_BOOT_SERVICES_APPLICATION, RTMR1, offset 0)";
-const std::string kEvCmdline = "event 6 (EV_EVENT_TAG LOADED_IMAGE::LoadOptions, RTMR2, offset 0)";
-const std::string kEvInitrd = "event 7 (EV_EVENT_TAG Linux initrd, RTMR2, offset 0)";
+const std::string kEvKernel = "event 3 (EV_EFI_BOOT_SERVICES_APPLICATION, RTMR1, offset 254)";
+const std::string kEvCmdline = "event 6 (EV_EVENT_TAG LOADED_IMAGE::LoadOptions, RTMR2, offset 570)";
+const std::string kEvInitrd = "event 7 (EV_EVENT_TAG Linux initrd, RTMR2, offset 728)";
 
 TEST_F(MeasuredBootE2e, TokenCarriesTheMeasuredBootClaimInV2AndV1) {
   auto b = DirectBootLog();
@@ -307,6 +307,10 @@ TEST_F(MeasuredBootE2e, PinningPolicyWithoutALogIs403WithMustMatch) {
   EXPECT_EQ(Outcomes(c), want) << c.dump(1);
 }
 
+const std::string kTruncated =
+    "event 8 (offset 815): event data (EventSize 29) at offset 881 needs 29 bytes but 24 remain; the log is "
+    "truncated: supply the whole /sys/firmware/acpi/tables/data/CCEL";
+
 TEST_F(MeasuredBootE2e, MalformedOrSelfContradictingLogIs400NamingTheField) {
   auto b = DirectBootLog();
   Bytes log = b.Finish(0);
@@ -316,20 +320,24 @@ TEST_F(MeasuredBootE2e, MalformedOrSelfContradictingLogIs400NamingTheField) {
   auto ev = Evidence(td, cut);
   auto r = Post(*svc_, "/appraisal/v2/attest", ev.dump());
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(Message(r), "tdx.event_log: TRUNCATED");
+  EXPECT_EQ(Message(r), "tdx.event_log: " + kTruncated);
   // The refusal used the nonce up, as every 4xx.
   auto again = Post(*svc_, "/appraisal/v2/attest", ev.dump());
   EXPECT_EQ(Message(again), "verifier_nonce: already used (a nonce is good for one attest request); get a fresh nonce");
   // Flat form: the field is named as sent.
   auto flat = Post(*svc_, "/appraisal/v1/attest", Evidence(td, cut)["tdx"].dump());
   EXPECT_EQ(flat.status, 400);
-  EXPECT_EQ(Message(flat), "event_log: TRUNCATED");
+  EXPECT_EQ(Message(flat), "event_log: " + kTruncated);
 
   // A separator whose digest is not SHA-384 of its data: the log contradicts itself.
   auto broken = DirectBootLog(1, /*broken_separator=*/true);
   auto br = Post(*svc_, "/appraisal/v2/attest", Evidence(TdWith(broken.rtmrs()), broken.Finish()).dump());
   EXPECT_EQ(br.status, 400);
-  EXPECT_EQ(Message(br), "tdx.event_log: BROKEN");
+  EXPECT_EQ(Message(br),
+            "tdx.event_log: event 2 (EV_SEPARATOR, RTMR0, offset 184): digest " + Sha384Hex("not the separator") +
+                " is not SHA-384 of its 4 data bytes (" + Sha384Hex(std::string_view("\0\0\0\0", 4)) +
+                "): the event data does not match what was measured; the log contradicts itself, send it as "
+                "the TD's firmware wrote it");
 }
 
 TEST_F(MeasuredBootE2e, LogIsReadOnlyAfterTheQuoteVerified) {
