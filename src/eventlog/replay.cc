@@ -1,0 +1,138 @@
+#include "eventlog/replay.h"
+
+#include <string>
+
+#include "common/hex.h"
+#include "common/openssl.h"
+
+namespace tdxvirt::eventlog {
+namespace {
+
+void Extend(evidence::Sha384Digest& r, const evidence::Sha384Digest& d) {
+  ByteArray<96> buf;
+  std::copy(r.begin(), r.end(), buf.begin());
+  std::copy(d.begin(), d.end(), buf.begin() + 48);
+  r = ossl::Sha384(buf);
+}
+
+// IMA extends PCRs; UEFI 2.10 §38.4.1 maps PCR 1,7 -> RTMR0, 2-6 -> RTMR1, 8-15 -> RTMR2.
+int RtmrOfPcr(uint32_t pcr) {
+  if (pcr == 1 || pcr == 7) return 0;
+  if (pcr >= 2 && pcr <= 6) return 1;
+  if (pcr >= 8 && pcr <= 15) return 2;
+  return -1;
+}
+
+constexpr size_t kMaxImaLogBytes = 64 << 20;
+constexpr uint32_t kMaxImaTemplateName = 255;  // TCG_EVENT_NAME_LEN_MAX in Linux
+constexpr uint32_t kMaxImaTemplateData = 1 << 20;
+
+}  // namespace
+
+Replayed Replay(const EventLog& log) {
+  Replayed out;
+  for (const auto& e : log.events) {
+    if (e.number == 0 || e.type == kEvNoAction || e.mr_index < 1 || e.mr_index > 4) continue;
+    Extend(out.rtmrs[e.mr_index - 1], e.sha384);
+    ++out.extends[e.mr_index - 1];
+  }
+  return out;
+}
+
+Result<Continuation> ParseImaLog(ByteSpan data) {
+  if (data.size() > kMaxImaLogBytes)
+    return Error{"IMA log: " + std::to_string(data.size()) + " bytes, more than the " +
+                 std::to_string(kMaxImaLogBytes) + " accepted"};
+  Continuation c;
+  c.source = "ima";
+  ByteReader r(data, "IMA log");
+  size_t entry = 0;
+  try {
+    while (r.remaining() > 0) {
+      size_t start = r.offset();
+      auto where = [&] {
+        return "IMA log: entry " + std::to_string(entry) + " (offset " + std::to_string(start) + "): ";
+      };
+      uint32_t pcr = r.U32("PCR");
+      int rtmr = RtmrOfPcr(pcr);
+      if (rtmr < 0)
+        return Error{where() + "PCR " + std::to_string(pcr) +
+                     " has no RTMR (UEFI 2.10 38.4.1 maps PCR 1-15); supply "
+                     "binary_runtime_measurements_sha384"};
+      evidence::Sha384Digest d;
+      r.Read(d, "template digest");
+      size_t name_off = r.offset();
+      uint32_t name_len = r.U32("template name length");
+      if (name_len == 0 || name_len > kMaxImaTemplateName)
+        return Error{where() + "template name length at offset " + std::to_string(name_off) +
+                     " is " + std::to_string(name_len) + ", not 1.." +
+                     std::to_string(kMaxImaTemplateName) +
+                     "; is this the sha384 binary log (binary_runtime_measurements_sha384)?"};
+      r.Take(name_len, "template name");
+      size_t data_off = r.offset();
+      uint32_t data_len = r.U32("template data length");
+      if (data_len > kMaxImaTemplateData)
+        return Error{where() + "template data length at offset " + std::to_string(data_off) +
+                     " is " + std::to_string(data_len) + ", above the limit of " +
+                     std::to_string(kMaxImaTemplateData)};
+      r.Take(data_len, "template data");
+      // A violation is logged with a zero digest and extended as all ones (Linux ima_add_violation).
+      if (IsAllZero(d)) d.fill(0xFF);
+      c.extends[rtmr].push_back(d);
+      ++entry;
+    }
+  } catch (const ParseError& e) {
+    return Error{"entry " + std::to_string(entry) + ": " + e.what() +
+                 " (the IMA log is truncated: supply the whole binary_runtime_measurements_sha384)"};
+  }
+  return c;
+}
+
+std::string_view VerdictName(Verdict v) {
+  switch (v) {
+    case Verdict::kMatch: return "match";
+    case Verdict::kMismatch: return "mismatch";
+    case Verdict::kUnexplained: return "unexplained";
+  }
+  return "?";
+}
+
+std::array<RegisterVerdict, 4> Judge(const Replayed& log, const Rtmrs& quote,
+                                     const Continuation* continuation) {
+  std::array<RegisterVerdict, 4> out;
+  for (size_t i = 0; i < 4; ++i) {
+    auto& v = out[i];
+    v.replayed = log.rtmrs[i];
+    size_t extends = log.extends[i];
+    size_t more = 0;
+    if (continuation) {
+      for (const auto& d : continuation->extends[i]) Extend(v.replayed, d);
+      more = continuation->extends[i].size();
+    }
+    std::string name = "rtmr" + std::to_string(i);
+    if (extends + more == 0) {
+      if (IsAllZero(quote[i])) {
+        v.verdict = Verdict::kMatch;
+      } else {
+        v.verdict = Verdict::kUnexplained;
+        v.reason = name + ": the log has no event for it, the quote has " + ToHex(quote[i]) +
+                   " (extended at run time or by a log not supplied)";
+      }
+      continue;
+    }
+    if (v.replayed == quote[i]) {
+      v.verdict = Verdict::kMatch;
+      continue;
+    }
+    v.verdict = Verdict::kMismatch;
+    std::string what = std::to_string(extends) + " event log event" + (extends == 1 ? "" : "s");
+    if (continuation && more)
+      what += " + " + std::to_string(more) + " " + continuation->source + " entr" +
+              (more == 1 ? "y" : "ies");
+    v.reason = name + ": log replays to " + ToHex(v.replayed) + " (" + what + "), quote has " +
+               ToHex(quote[i]);
+  }
+  return out;
+}
+
+}  // namespace tdxvirt::eventlog
