@@ -9,6 +9,8 @@
 #include "common/openssl.h"
 #include "eventlog/abi.h"
 #include "eventlog/builder.h"
+#include "eventlog/decode.h"
+#include "eventlog/replay.h"
 #include "simulator/tdvf.h"
 
 namespace tdxvirt::simulator {
@@ -156,6 +158,65 @@ TEST(DomainBootTest, EachSettingMovesItsRegister) {
   EXPECT_NE(other.rtmrs[0], b0.rtmrs[0]);
   EXPECT_EQ(other.rtmrs[1], b0.rtmrs[1]);
   EXPECT_TRUE(IsAllZero(b0.rtmrs[3]));
+}
+
+// The log a simulated TD leaves, parsed and replayed by the verifier's own code, gives the RTMRs
+// its TD config (and so its quotes) carry; it reads as OVMF's direct boot does.
+TEST(DomainBootTest, TheLogReplaysToTheTdConfigsRtmrs) {
+  Bytes fw = MakeSimulatedTdvf("fw");
+  std::string initrd = testing::TempDir() + "/sim-initrd-2.img";
+  ASSERT_TRUE(WriteFileAtomic(initrd, AsBytes("initrd bytes")).ok());
+  auto d = ReadTdDomain(DirectBoot("<kernel>/boot/vmlinuz</kernel><initrd>" + initrd +
+                                   "</initrd><cmdline>console=hvc0 root=/dev/vda1</cmdline>"));
+  ASSERT_TRUE(d.ok());
+  auto c = TdConfigForDomain(*d, fw);
+  auto boot = SimulateBoot(*d, fw);
+  ASSERT_TRUE(c.ok() && boot.ok());
+  auto table = eventlog::ParseCcelTable(boot->ccel_table);
+  ASSERT_TRUE(table.ok()) << table.error();
+  EXPECT_EQ(table->laml, kSimCcelLaml);
+  auto log = eventlog::ParseEventLog(boot->ccel_data, {.laml = table->laml});
+  ASSERT_TRUE(log.ok()) << log.error();
+  EXPECT_EQ(log->fill, std::optional<uint8_t>(0xFF));
+  auto replayed = eventlog::Replay(*log);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(ToHex(replayed.rtmrs[i]), ToHex(c->td.rtmr[i])) << "rtmr" << i;
+  EXPECT_EQ(replayed.extends, (std::array<size_t, 4>{14, 4, 2, 0}));  // as trustee-ovmf's log
+  eventlog::Rtmrs quoted{c->td.rtmr[0], c->td.rtmr[1], c->td.rtmr[2], c->td.rtmr[3]};
+  for (const auto& v : eventlog::Judge(replayed, quoted)) EXPECT_EQ(v.verdict, eventlog::Verdict::kMatch);
+
+  auto decoded = eventlog::DecodeEvents(*log);
+  std::vector<std::string> names;
+  for (size_t i = 1; i < log->events.size(); ++i) {
+    EXPECT_NE(decoded[i].binding, eventlog::Binding::kBroken) << eventlog::EventToJson(log->events[i], decoded[i]);
+    names.push_back(std::string(eventlog::EventTypeName(log->events[i].type)));
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "EV_EFI_HANDOFF_TABLES2", "EV_EFI_PLATFORM_FIRMWARE_BLOB2",
+                       "EV_EFI_VARIABLE_DRIVER_CONFIG", "EV_EFI_VARIABLE_DRIVER_CONFIG",
+                       "EV_EFI_VARIABLE_DRIVER_CONFIG", "EV_EFI_VARIABLE_DRIVER_CONFIG",
+                       "EV_EFI_VARIABLE_DRIVER_CONFIG", "EV_SEPARATOR", "EV_PLATFORM_CONFIG_FLAGS",
+                       "EV_PLATFORM_CONFIG_FLAGS", "EV_PLATFORM_CONFIG_FLAGS",
+                       "EV_EFI_BOOT_SERVICES_APPLICATION", "EV_EFI_VARIABLE_BOOT", "EV_EFI_VARIABLE_BOOT",
+                       "EV_EFI_ACTION", "EV_SEPARATOR", "EV_EVENT_TAG", "EV_EVENT_TAG", "EV_EFI_ACTION",
+                       "EV_EFI_ACTION"}));
+  auto summary = eventlog::Summarize(*log, decoded);
+  EXPECT_EQ(summary.secure_boot, std::optional<bool>(false));
+  ASSERT_TRUE(summary.initrd.has_value());
+  ASSERT_TRUE(summary.cmdline.has_value());
+  EXPECT_EQ(summary.initrd->digest, ossl::Sha384(AsBytes("initrd bytes")));
+  EXPECT_EQ(summary.cmdline->digest,
+            ossl::Sha384(*eventlog::DirectBootLoadOptions("console=hvc0 root=/dev/vda1", true)));
+  EXPECT_EQ(summary.boot_attempts, 1u);
+  // OVMF measures the kernel image before "Calling EFI Application from Boot Option".
+  ASSERT_TRUE(summary.kernel.has_value());
+  EXPECT_EQ(summary.kernel->digest, SimulatedKernelDigest(*d));
+  std::filesystem::remove(initrd);
+
+  d->secure_boot = true;
+  auto sb = SimulateBoot(*d, fw);
+  auto sb_log = eventlog::ParseEventLog(sb->ccel_data);
+  ASSERT_TRUE(sb_log.ok());
+  EXPECT_EQ(eventlog::Summarize(*sb_log, eventlog::DecodeEvents(*sb_log)).secure_boot, std::optional<bool>(true));
 }
 
 TEST(DomainBootTest, CcelIsPaddedToLamlWithATdxTable) {
