@@ -192,6 +192,7 @@ Result<AttestRequest> ParseAttestRequest(std::string_view body) {
     if (!j["tdx"].is_object()) return Error{"tdx: expected an object {quote, runtime_data, ...}"};
     evidence = &j["tdx"];
     prefix = "tdx.";
+    r.evidence_prefix = prefix;
     for (auto it = evidence->begin(); it != evidence->end(); ++it)
       if (!is_evidence_key(it.key()) && !it.value().is_null())
         return Error{"tdx: unknown field \"" + it.key() + "\""};
@@ -439,11 +440,26 @@ AttestOutcome Appraiser::AttestOnce(std::string_view body, int api_version, int6
     return o;
   }
 
+  // The event log only after the quote verified: its RTMRs are then the TD's own to judge it by,
+  // and a log sent with a bad quote costs nothing more than before.
+  std::optional<MeasuredBoot> measured_boot;
+  if (!req->event_log.empty()) {
+    eventlog::Rtmrs rtmrs;
+    for (int i = 0; i < 4; ++i) rtmrs[i] = quote->body.td.rtmr[i];
+    auto mb = AppraiseEventLog(req->event_log, rtmrs, req->evidence_prefix + "event_log");
+    if (!mb.ok()) {
+      auto o = Fail(400, "event_log", mb.error());
+      o.verify_seconds = verify_seconds;
+      return o;
+    }
+    measured_boot = std::move(*mb);
+  }
+
   std::string tcb = vr.tcb_status ? std::string(verify::TcbStatusName(*vr.tcb_status)) : "";
   nlohmann::json matched = nlohmann::json::array(), unmatched = nlohmann::json::array();
   std::string mismatch;
   for (const Policy* p : policies) {
-    auto reasons = EvaluatePolicy(*p, quote->body, tcb);
+    auto reasons = EvaluatePolicy(*p, quote->body, tcb, measured_boot ? &*measured_boot : nullptr);
     nlohmann::json e = {{"id", p->id}, {"version", p->version}, {"hash", p->hash}};
     if (reasons.empty()) {
       matched.push_back(e);
@@ -462,6 +478,7 @@ AttestOutcome Appraiser::AttestOnce(std::string_view body, int api_version, int6
   nlohmann::json claims;
   nlohmann::json tdx = TdxClaims(*quote, vr, *req, req->quote, prepared->hashes);
   if (nonce) tdx["verifier_nonce"] = NonceToJson(*nonce);
+  if (measured_boot) tdx["tdx_measured_boot"] = MeasuredBootClaim(*measured_boot);
   if (api_version == 1) {
     claims = tdx;
     claims["ver"] = "1.0.0";

@@ -6,7 +6,8 @@
 //   body shape -> token_signing_alg -> policy ids known -> quote parses -> nonce (MAC, age, then
 //   reserved in the replay store: a forged or expired nonce never costs a store entry) ->
 //   REPORTDATA == SHA-512(nonce.val || nonce.iat || runtime_data) -> DCAP verification against
-//   cached collateral -> policies -> signed token. A 5xx on the way releases the reservation.
+//   cached collateral -> event_log (parsed, decoded, replayed against the verified RTMRs;
+//   measured_boot.h) -> policies -> signed token. A 5xx on the way releases the reservation.
 #pragma once
 
 #include <atomic>
@@ -25,6 +26,7 @@
 #include "evidence/quote.h"
 #include "replay/replay_store.h"
 #include "service/jose.h"
+#include "service/measured_boot.h"
 #include "service/policy.h"
 #include "verify/pcs_client.h"
 #include "verify/verifier.h"
@@ -141,7 +143,8 @@ struct AttestRequest {
   Bytes quote;
   Bytes runtime_data;
   Bytes user_data;
-  Bytes event_log;
+  Bytes event_log;  // the TD's CCEL data; empty when not sent
+  std::string evidence_prefix;  // "tdx." in the nested form: how errors name evidence fields
   std::optional<VerifierNonce> verifier_nonce;
   std::vector<std::string> policy_ids;  // lower-case UUIDs
   bool policy_must_match = false;

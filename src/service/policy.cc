@@ -9,6 +9,7 @@
 #include "common/file.h"
 #include "common/hex.h"
 #include "common/openssl.h"
+#include "common/utf8.h"
 #include "verify/tcb_info.h"
 
 namespace tdxvirt::service {
@@ -153,11 +154,55 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
       if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 0xffff)
         return fail("min_seam_svn: expected an integer 0..65535 (major << 8 | minor)");
       p.min_seam_svn = uint32_t(v.get<int64_t>());
+    } else if (k == "kernel_digest" || k == "initrd_digest" || k == "cmdline_digest") {
+      auto l = HexList<48>(v, src + ": " + k);
+      if (!l.ok()) return Error{l.error()};
+      (k == "kernel_digest" ? p.kernel_digest : k == "initrd_digest" ? p.initrd_digest : p.cmdline_digest) = *l;
+    } else if (k == "cmdline") {
+      std::vector<nlohmann::json> items;
+      if (v.is_string()) items.push_back(v);
+      else if (v.is_array()) items.assign(v.begin(), v.end());
+      else return fail("cmdline: expected the command line text or a list of them (quote a value YAML "
+                       "would read as a number or true/false)");
+      if (items.empty()) return fail("cmdline: empty list (omit the key to allow any command line)");
+      for (const auto& i : items) {
+        if (!i.is_string())
+          return fail("cmdline: entries must be text (quote a value YAML would read as a number or "
+                      "true/false)");
+        p.cmdline.push_back(i.get<std::string>());
+      }
+    } else if (k == "secure_boot") {
+      if (!v.is_boolean()) return fail("secure_boot: expected true or false");
+      p.secure_boot = v.get<bool>();
+    } else if (k == "rtmr_verdicts") {
+      static const char* kWant =
+          "a mapping of rtmr0..rtmr3 to match, match_or_unexplained or any, e.g. {rtmr3: any}";
+      if (!v.is_object()) return fail(std::string("rtmr_verdicts: expected ") + kWant);
+      if (v.empty())
+        return fail("rtmr_verdicts: empty mapping (omit the key for the default: match for "
+                    "rtmr0..rtmr2, match_or_unexplained for rtmr3)");
+      for (auto r = v.begin(); r != v.end(); ++r) {
+        const std::string& reg = r.key();
+        if (reg.size() != 5 || reg.compare(0, 4, "rtmr") != 0 || reg[4] < '0' || reg[4] > '3')
+          return fail("rtmr_verdicts: unknown register \"" + reg + "\" (rtmr0..rtmr3)");
+        std::optional<RtmrRequirement> want;
+        if (r.value().is_string()) {
+          const auto& w = r.value().get_ref<const std::string&>();
+          for (auto q : {RtmrRequirement::kMatch, RtmrRequirement::kMatchOrUnexplained, RtmrRequirement::kAny})
+            if (w == RtmrRequirementName(q)) want = q;
+        }
+        if (!want)
+          return fail("rtmr_verdicts." + reg + ": " +
+                      (r.value().is_string() ? r.value().dump() : std::string(r.value().type_name())) +
+                      " is not a requirement (match, match_or_unexplained, any)");
+        p.rtmr_verdicts[reg[4] - '0'] = *want;
+      }
     } else {
       return fail("unknown key \"" + k +
                   "\" (known: id, name, version, description, tcb_status, mrtd, rtmr0..rtmr3, "
                   "mrconfigid, mrowner, mrownerconfig, xfam, td_attributes, allow_debug, "
-                  "min_tee_tcb_svn, min_seam_svn)");
+                  "min_tee_tcb_svn, min_seam_svn, kernel_digest, initrd_digest, cmdline, "
+                  "cmdline_digest, secure_boot, rtmr_verdicts)");
     }
   }
   if (p.id.empty()) return fail("id: missing; every policy needs the id that policy_ids name");
@@ -187,11 +232,170 @@ nlohmann::ordered_json PolicyToJson(const Policy& p) {
   j["allow_debug"] = p.allow_debug;
   if (p.min_tee_tcb_svn) j["min_tee_tcb_svn"] = ToHex(*p.min_tee_tcb_svn);
   if (p.min_seam_svn) j["min_seam_svn"] = *p.min_seam_svn;
+  list("kernel_digest", p.kernel_digest);
+  list("initrd_digest", p.initrd_digest);
+  if (!p.cmdline.empty()) j["cmdline"] = p.cmdline;
+  list("cmdline_digest", p.cmdline_digest);
+  if (p.secure_boot) j["secure_boot"] = *p.secure_boot;
+  nlohmann::ordered_json verdicts = nlohmann::ordered_json::object();
+  for (int i = 0; i < 4; ++i)
+    if (p.rtmr_verdicts[i])
+      verdicts["rtmr" + std::to_string(i)] = std::string(RtmrRequirementName(*p.rtmr_verdicts[i]));
+  if (!verdicts.empty()) j["rtmr_verdicts"] = verdicts;
   return j;
 }
 
+std::string_view RtmrRequirementName(RtmrRequirement r) {
+  switch (r) {
+    case RtmrRequirement::kMatch: return "match";
+    case RtmrRequirement::kMatchOrUnexplained: return "match_or_unexplained";
+    case RtmrRequirement::kAny: return "any";
+  }
+  return "";
+}
+
+namespace {
+
+// The measured-boot keys a policy uses, in the order documented.
+std::vector<std::string> MeasuredBootKeys(const Policy& p) {
+  std::vector<std::string> k;
+  if (!p.kernel_digest.empty()) k.push_back("kernel_digest");
+  if (!p.initrd_digest.empty()) k.push_back("initrd_digest");
+  if (!p.cmdline.empty()) k.push_back("cmdline");
+  if (!p.cmdline_digest.empty()) k.push_back("cmdline_digest");
+  if (p.secure_boot) k.push_back("secure_boot");
+  for (const auto& v : p.rtmr_verdicts)
+    if (v) {
+      k.push_back("rtmr_verdicts");
+      break;
+    }
+  return k;
+}
+
+// Log text as it may appear in a reason (and so in JSON): invalid UTF-8 bytes as \xNN.
+std::string Printable(std::string_view text) {
+  std::string out;
+  while (auto bad = FirstInvalidUtf8(text)) {
+    out.append(text.substr(0, *bad));
+    static const char* kHex = "0123456789abcdef";
+    uint8_t b = uint8_t(text[*bad]);
+    out += std::string("\\x") + kHex[b >> 4] + kHex[b & 15];
+    text.remove_prefix(*bad + 1);
+  }
+  out.append(text);
+  return out;
+}
+
+std::string RegisterName(int i) { return "rtmr" + std::to_string(i); }
+
+// A text pin names the command line the TD was started with. OVMF's direct boot (QEMU -kernel
+// -initrd) passes the kernel that text plus " initrd=initrd", and the stub measures the result, so
+// for the stub's LoadOptions either form matches.
+bool CmdlineMatches(const eventlog::MeasuredItem& c, const std::string& want) {
+  if (*c.text == want) return true;
+  static const std::string kDirectBootInitrd = " initrd=initrd";
+  return c.source == "efi-stub" && c.text->size() == want.size() + kDirectBootInitrd.size() &&
+         c.text->compare(0, want.size(), want) == 0 &&
+         c.text->compare(want.size(), std::string::npos, kDirectBootInitrd) == 0;
+}
+
+// True when the register event `n` extends is confirmed by the quote (verdict match); otherwise
+// adds why a value measured by that event cannot count.
+bool Confirmed(const MeasuredBoot& mb, size_t n, const std::string& key, std::vector<std::string>& r) {
+  int reg = mb.RegisterOf(n);
+  if (reg >= 0 && mb.verdicts[reg].verdict == eventlog::Verdict::kMatch) return true;
+  r.push_back(key + ": " + mb.Describe(n) + " is not confirmed by the quote (" +
+              (reg < 0 ? std::string("it extends no RTMR")
+                       : RegisterName(reg) + ": " + std::string(eventlog::VerdictName(mb.verdicts[reg].verdict))) +
+              "); a pinned value counts only from a register that matches");
+  return false;
+}
+
+void CheckItemDigest(std::vector<std::string>& r, const MeasuredBoot& mb, const std::string& key,
+                     const char* what, const std::optional<eventlog::MeasuredItem>& item,
+                     const std::vector<evidence::Sha384Digest>& allowed) {
+  if (allowed.empty()) return;
+  if (!item) {
+    r.push_back(key + ": the event log measures no " + what);
+    return;
+  }
+  if (!Confirmed(mb, item->event, key, r)) return;
+  if (std::find(allowed.begin(), allowed.end(), item->digest) != allowed.end()) return;
+  r.push_back(key + ": " + mb.Describe(item->event) + " measured " + ToHex(item->digest) +
+              ", not an allowed value");
+}
+
+void EvaluateMeasuredBoot(const Policy& p, const MeasuredBoot* mb, std::vector<std::string>& r) {
+  auto keys = MeasuredBootKeys(p);
+  if (keys.empty()) return;
+  if (!mb) {
+    std::string names;
+    for (const auto& k : keys) names += (names.empty() ? "" : ", ") + k;
+    r.push_back("event_log: this policy pins measured boot (" + names +
+                "); send the TD's event log (tdx.event_log, from /sys/firmware/acpi/tables/data/CCEL)");
+    return;
+  }
+  for (int i = 0; i < 4; ++i) {
+    const auto& v = mb->verdicts[i];
+    RtmrRequirement want = EffectiveRtmrRequirement(p, i);
+    bool ok = v.verdict == eventlog::Verdict::kMatch || want == RtmrRequirement::kAny ||
+              (v.verdict == eventlog::Verdict::kUnexplained && want == RtmrRequirement::kMatchOrUnexplained);
+    if (ok) continue;
+    if (v.verdict == eventlog::Verdict::kMismatch)
+      r.push_back(RegisterName(i) + ": mismatch: the event log replays to " + ToHex(v.replayed) +
+                  ", the quote has " + ToHex(mb->quote_rtmrs[i]));
+    else
+      r.push_back(RegisterName(i) + ": unexplained: the event log has no event for it and the quote has " +
+                  ToHex(mb->quote_rtmrs[i]) + "; the policy requires " +
+                  std::string(RtmrRequirementName(want)) + " (rtmr_verdicts)");
+  }
+  const auto& s = mb->summary;
+  CheckItemDigest(r, *mb, "kernel_digest", "kernel", s.kernel, p.kernel_digest);
+  CheckItemDigest(r, *mb, "initrd_digest", "initrd", s.initrd, p.initrd_digest);
+  CheckItemDigest(r, *mb, "cmdline_digest", "command line", s.cmdline, p.cmdline_digest);
+  if (!p.cmdline.empty()) {
+    if (!s.cmdline) {
+      r.push_back("cmdline: the event log measures no command line");
+    } else if (Confirmed(*mb, s.cmdline->event, "cmdline", r)) {
+      const auto& c = *s.cmdline;
+      if (c.binding != eventlog::Binding::kBound || !c.text) {
+        r.push_back("cmdline: " + mb->Describe(c.event) + " measured the command line as an opaque digest " +
+                    ToHex(c.digest) + ", which no text can be checked against; pin cmdline_digest instead");
+      } else if (std::none_of(p.cmdline.begin(), p.cmdline.end(), [&](const std::string& want) {
+                   return CmdlineMatches(c, want);
+                 })) {
+        r.push_back("cmdline: " + mb->Describe(c.event) + " measured \"" + Printable(*c.text) +
+                    "\", not an allowed value");
+      }
+    }
+  }
+  if (p.secure_boot) {
+    if (!s.secure_boot) {
+      r.push_back("secure_boot: the event log does not measure the SecureBoot variable");
+    } else if (mb->verdicts[0].verdict != eventlog::Verdict::kMatch) {
+      r.push_back(std::string("secure_boot: the SecureBoot variable is measured into rtmr0, which the quote "
+                              "does not confirm (") +
+                  std::string(eventlog::VerdictName(mb->verdicts[0].verdict)) +
+                  "); a pinned value counts only from a register that matches");
+    } else if (*s.secure_boot != *p.secure_boot) {
+      r.push_back(std::string("secure_boot: the event log measured Secure Boot ") +
+                  (*s.secure_boot ? "enabled" : "disabled") + ", the policy requires " +
+                  (*p.secure_boot ? "enabled" : "disabled"));
+    }
+  }
+}
+
+}  // namespace
+
+bool PolicyNeedsEventLog(const Policy& p) { return !MeasuredBootKeys(p).empty(); }
+
+RtmrRequirement EffectiveRtmrRequirement(const Policy& p, int i) {
+  if (p.rtmr_verdicts[i]) return *p.rtmr_verdicts[i];
+  return i == 3 ? RtmrRequirement::kMatchOrUnexplained : RtmrRequirement::kMatch;
+}
+
 std::vector<std::string> EvaluatePolicy(const Policy& p, const evidence::TdQuoteBody& body,
-                                        std::string_view tcb_status) {
+                                        std::string_view tcb_status, const MeasuredBoot* measured_boot) {
   std::vector<std::string> r;
   if (std::find(p.tcb_status.begin(), p.tcb_status.end(), tcb_status) == p.tcb_status.end()) {
     std::string allowed;
@@ -221,6 +425,7 @@ std::vector<std::string> EvaluatePolicy(const Policy& p, const evidence::TdQuote
   if (p.min_seam_svn && SeamSvn(body.tee_tcb_svn) < *p.min_seam_svn)
     r.push_back("tdx_seamsvn: " + std::to_string(SeamSvn(body.tee_tcb_svn)) +
                 " is below the minimum " + std::to_string(*p.min_seam_svn));
+  EvaluateMeasuredBoot(p, measured_boot, r);
   return r;
 }
 

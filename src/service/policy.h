@@ -14,8 +14,21 @@
 //   allow_debug: false            # a debuggable TD (ATTRIBUTES bit 0) never matches unless true
 //   min_tee_tcb_svn: <32 hex>     # every TEE_TCB_SVN byte at least this
 //   min_seam_svn: 262             # tdx_seamsvn (TDX module major << 8 | minor) at least this
+//
+// Measured boot (the request's event_log, replayed against the quote; measured_boot.h). Any of
+// these keys makes the event log required: without one the policy does not match.
+//   kernel_digest: <96 hex> | [..]  # the kernel event's SHA-384 digest (PE Authenticode)
+//   initrd_digest: <96 hex> | [..]  # the initrd event's digest (SHA-384 of the file)
+//   cmdline: "console=hvc0" | [..]  # the command line text; only a bound (re-hashed) text matches
+//   cmdline_digest: <96 hex> | [..] # the command line event's digest (`tdxvirt measure --cmdline`)
+//   secure_boot: true               # the measured SecureBoot variable
+//   rtmr_verdicts: {rtmr3: match}   # per register: match | match_or_unexplained | any; default
+//                                   # match for rtmr0..2, match_or_unexplained for rtmr3
+// A pinned value counts only when the register its event extends matches the quote: a log whose
+// register the quote does not confirm proves nothing about its events.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -29,8 +42,13 @@
 
 #include "common/result.h"
 #include "evidence/quote.h"
+#include "service/measured_boot.h"
 
 namespace tdxvirt::service {
+
+// What a policy requires of one RTMR's event log verdict.
+enum class RtmrRequirement { kMatch, kMatchOrUnexplained, kAny };
+std::string_view RtmrRequirementName(RtmrRequirement r);  // "match", "match_or_unexplained", "any"
 
 struct Policy {
   std::string id;    // a UUID, lower case
@@ -44,6 +62,11 @@ struct Policy {
   bool allow_debug = false;
   std::optional<evidence::TeeTcbSvn> min_tee_tcb_svn;
   std::optional<uint32_t> min_seam_svn;
+  // Measured boot pins (empty / nullopt: not pinned).
+  std::vector<evidence::Sha384Digest> kernel_digest, initrd_digest, cmdline_digest;
+  std::vector<std::string> cmdline;
+  std::optional<bool> secure_boot;
+  std::array<std::optional<RtmrRequirement>, 4> rtmr_verdicts;  // nullopt: the default
   std::string hash;  // SHA-384 (hex) of the policy's source text, as Intel reports "hash"
 };
 
@@ -65,10 +88,17 @@ Result<std::string> ParsePolicyId(std::string_view id);
 // and minor SVN).
 uint32_t SeamSvn(const evidence::TeeTcbSvn& svn);
 
+// True when the policy uses any measured-boot key (the event log is required).
+bool PolicyNeedsEventLog(const Policy& p);
+// The requirement in force for RTMR `i`: the policy's, else match (0..2) / match_or_unexplained (3).
+RtmrRequirement EffectiveRtmrRequirement(const Policy& p, int i);
+
 // Empty when `body` (with `tcb_status`) satisfies the policy; otherwise one reason per failed rule,
-// e.g. "mrtd: 1a2b... is not an allowed value".
+// e.g. "mrtd: 1a2b... is not an allowed value". `measured_boot` is the request's appraised event
+// log, nullptr when none was sent (then every measured-boot key fails with "event_log: ...").
 std::vector<std::string> EvaluatePolicy(const Policy& p, const evidence::TdQuoteBody& body,
-                                        std::string_view tcb_status);
+                                        std::string_view tcb_status,
+                                        const MeasuredBoot* measured_boot = nullptr);
 
 using PolicySet = std::map<std::string, Policy>;
 

@@ -33,7 +33,8 @@ TEST(Policy, JsonAndYamlGiveTheSamePolicy) {
 // What an unknown policy key is answered with after its name.
 const std::string kKnownPolicyKeys =
     "(known: id, name, version, description, tcb_status, mrtd, rtmr0..rtmr3, mrconfigid, mrowner, mrownerconfig, "
-    "xfam, td_attributes, allow_debug, min_tee_tcb_svn, min_seam_svn)";
+    "xfam, td_attributes, allow_debug, min_tee_tcb_svn, min_seam_svn, kernel_digest, initrd_digest, cmdline, "
+    "cmdline_digest, secure_boot, rtmr_verdicts)";
 
 TEST(Policy, ErrorsNameTheFieldAndTheFix) {
   struct Case {
