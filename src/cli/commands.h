@@ -40,6 +40,7 @@ void AddKubevirtCommands(CLI::App& app, int& exit_code);  // admission, render, 
 void AddNodeCommands(CLI::App& app, int& exit_code);      // node detect/label, serve node-agent
 void AddQuickstartCommands(CLI::App& app, int& exit_code);  // quickstart
 void AddTokenPkiCommands(CLI::App& app, int& exit_code);    // token-pki init|rotate|revoke
+void AddEventlogCommands(CLI::App& app, int& exit_code);    // eventlog inspect|replay
 
 // The `serve` group of long-running services (`serve qgs`, ...): created by the first caller,
 // shared by the rest.

@@ -81,6 +81,7 @@ int main(int argc, char** argv) {
   AddNodeCommands(app, exit_code);
   AddQuickstartCommands(app, exit_code);
   AddTokenPkiCommands(app, exit_code);
+  AddEventlogCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -18,6 +18,7 @@ using json = nlohmann::ordered_json;
 constexpr uint32_t kTagAael = 0x4141454C;  // "AAEL": Alibaba's agent events in RTMR3
 constexpr size_t kMaxValueHex = 256;       // variable values longer than this are shown by size
 constexpr std::string_view kCallingBootOption = "Calling EFI Application from Boot Option";
+constexpr std::string_view kReturningBootOption = "Returning from EFI Application from Boot Option";
 constexpr std::string_view kLoadOptionsDescription = "LOADED_IMAGE::LoadOptions";
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
@@ -345,7 +346,10 @@ void DecodeOne(Ctx& c) {
   }
   switch (e.type) {
     case kEvNoAction:
-      if (LooksLikeText(e.data)) f["text"] = CString(e.data);
+      // TCG PFP's EV_NO_ACTION structures start with a 16-byte signature ("SP800-155 Event3",
+      // "StartupLocality", ...); not extended, shown by their signature.
+      if (e.data.size() >= 16 && LooksLikeText(ByteSpan(e.data).first(15)))
+        f["text"] = CString(ByteSpan(e.data).first(16));
       return;
     case kEvSeparator:
       f["value"] = ToHex(e.data);
@@ -514,7 +518,9 @@ BootMeasurements Summarize(const EventLog& log, const std::vector<DecodedEvent>&
   BootMeasurements m;
   const size_t n = std::min(log.events.size(), decoded.size());
   std::map<uint32_t, std::vector<size_t>> separators;
-  size_t attempt_start = 0;  // index of the last "Calling EFI Application from Boot Option"
+  // The last boot attempt starts after the last "Returning from EFI Application" (a failed
+  // attempt); OVMF loads a direct-boot kernel before it logs "Calling EFI Application".
+  size_t attempt_start = 0;
   for (size_t i = 0; i < n; ++i) {
     const Event& e = log.events[i];
     const DecodedEvent& d = decoded[i];
@@ -525,8 +531,10 @@ BootMeasurements Summarize(const EventLog& log, const std::vector<DecodedEvent>&
     if ((e.type == kEvEfiAction || e.type == kEvAction) &&
         AsString(e.data) == kCallingBootOption) {
       ++m.boot_attempts;
-      attempt_start = i;
     }
+    if ((e.type == kEvEfiAction || e.type == kEvAction) &&
+        AsString(e.data) == kReturningBootOption)
+      attempt_start = i + 1;
     if (e.type == kEvEfiVariableDriverConfig && FieldString(d, "variable") == "SecureBoot" &&
         FieldString(d, "guid") == "8be4df61-93ca-11d2-aa0d-00e098032b8c" &&
         d.binding != Binding::kBroken) {
@@ -551,8 +559,6 @@ BootMeasurements Summarize(const EventLog& log, const std::vector<DecodedEvent>&
                          " (events " + nums + "); replayed as logged");
   }
 
-  // The last boot attempt: everything from the last "Calling EFI Application" on (the whole log
-  // when there is none, e.g. td-shim).
   size_t grub_app = SIZE_MAX;
   // Indices into the log of the events that name each item, kNone when absent.
   constexpr size_t kNone = SIZE_MAX;
@@ -574,7 +580,7 @@ BootMeasurements Summarize(const EventLog& log, const std::vector<DecodedEvent>&
           app_after_grub = kNone;
         }
         // OVMF's direct boot: QEMU's kernel file in the firmware volume, named "kernel".
-        if (p.find("kernel") != std::string::npos) kernel_app = i;
+        if (p == "kernel" || (p.size() > 7 && p.substr(p.size() - 7) == "/kernel")) kernel_app = i;
         last_app = i;
         break;
       }
