@@ -2,12 +2,13 @@
 
 #include "common/hex.h"
 #include "common/openssl.h"
+#include "common/utf8.h"
 
 namespace tdxvirt::service {
 
 std::string MeasuredBoot::Describe(size_t n) const {
   if (n >= log.events.size() || n >= decoded.size()) return "";
-  return eventlog::DescribeEvent(log.events[n], decoded[n]);
+  return PrintableText(eventlog::DescribeEvent(log.events[n], decoded[n]));
 }
 
 int MeasuredBoot::RegisterOf(size_t n) const {
@@ -22,7 +23,7 @@ Result<MeasuredBoot> AppraiseEventLog(ByteSpan event_log, const eventlog::Rtmrs&
   if (!log.ok()) {
     std::string e = log.error();
     if (e.rfind("event log: ", 0) == 0) e.erase(0, 11);  // the field name says it already
-    return Error{field + ": " + e};
+    return Error{field + ": " + PrintableText(e)};
   }
   MeasuredBoot mb;
   mb.log = std::move(*log);
@@ -31,13 +32,26 @@ Result<MeasuredBoot> AppraiseEventLog(ByteSpan event_log, const eventlog::Rtmrs&
     if (mb.decoded[i].binding == eventlog::Binding::kBroken)
       return Error{field + ": " + mb.Describe(i) + ": " +
                    (mb.decoded[i].problem.empty() ? "digest is not SHA-384 of the event data"
-                                                  : mb.decoded[i].problem) +
+                                                  : PrintableText(mb.decoded[i].problem)) +
                    "; the log contradicts itself, send it as the TD's firmware wrote it"};
   mb.summary = eventlog::Summarize(mb.log, mb.decoded);
   mb.quote_rtmrs = quote_rtmrs;
   mb.verdicts = eventlog::Judge(eventlog::Replay(mb.log), quote_rtmrs);
   mb.log_sha384 = ossl::Sha384(event_log);
   return mb;
+}
+
+std::string PrintableText(std::string_view text) {
+  std::string out;
+  while (auto bad = FirstInvalidUtf8(text)) {
+    out.append(text.substr(0, *bad));
+    static const char* kHex = "0123456789abcdef";
+    uint8_t b = uint8_t(text[*bad]);
+    out += std::string("\\x") + kHex[b >> 4] + kHex[b & 15];
+    text.remove_prefix(*bad + 1);
+  }
+  out.append(text);
+  return out;
 }
 
 namespace {
@@ -47,8 +61,8 @@ nlohmann::json ItemClaim(const std::optional<eventlog::MeasuredItem>& item, bool
   nlohmann::json j = {{"digest", ToHex(item->digest)},
                       {"binding", std::string(eventlog::BindingName(item->binding))},
                       {"event", item->event},
-                      {"source", item->source}};
-  if (with_text) j["text"] = item->text ? nlohmann::json(*item->text) : nlohmann::json(nullptr);
+                      {"source", PrintableText(item->source)}};
+  if (with_text) j["text"] = item->text ? nlohmann::json(PrintableText(*item->text)) : nlohmann::json(nullptr);
   return j;
 }
 

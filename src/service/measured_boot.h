@@ -40,6 +40,10 @@ struct MeasuredBoot {
 Result<MeasuredBoot> AppraiseEventLog(ByteSpan event_log, const eventlog::Rtmrs& quote_rtmrs,
                                       const std::string& field = "event_log");
 
+// Text from a log as it may appear in JSON (claims, reasons): nlohmann::json throws on dump() of
+// invalid UTF-8, so such bytes become \xNN.
+std::string PrintableText(std::string_view text);
+
 // The tdx_measured_boot claim (docs/service.md "Measured boot"):
 //   {"event_log_sha384", "rtmrs": {"rtmr0": "match", ...}, "secure_boot": bool|null,
 //    "kernel"|"initrd": {"digest","binding","event","source"}|null,

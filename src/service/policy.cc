@@ -9,7 +9,6 @@
 #include "common/file.h"
 #include "common/hex.h"
 #include "common/openssl.h"
-#include "common/utf8.h"
 #include "verify/tcb_info.h"
 
 namespace tdxvirt::service {
@@ -272,20 +271,6 @@ std::vector<std::string> MeasuredBootKeys(const Policy& p) {
   return k;
 }
 
-// Log text as it may appear in a reason (and so in JSON): invalid UTF-8 bytes as \xNN.
-std::string Printable(std::string_view text) {
-  std::string out;
-  while (auto bad = FirstInvalidUtf8(text)) {
-    out.append(text.substr(0, *bad));
-    static const char* kHex = "0123456789abcdef";
-    uint8_t b = uint8_t(text[*bad]);
-    out += std::string("\\x") + kHex[b >> 4] + kHex[b & 15];
-    text.remove_prefix(*bad + 1);
-  }
-  out.append(text);
-  return out;
-}
-
 std::string RegisterName(int i) { return "rtmr" + std::to_string(i); }
 
 // A text pin names the command line the TD was started with. OVMF's direct boot (QEMU -kernel
@@ -364,7 +349,7 @@ void EvaluateMeasuredBoot(const Policy& p, const MeasuredBoot* mb, std::vector<s
       } else if (std::none_of(p.cmdline.begin(), p.cmdline.end(), [&](const std::string& want) {
                    return CmdlineMatches(c, want);
                  })) {
-        r.push_back("cmdline: " + mb->Describe(c.event) + " measured \"" + Printable(*c.text) +
+        r.push_back("cmdline: " + mb->Describe(c.event) + " measured \"" + PrintableText(*c.text) +
                     "\", not an allowed value");
       }
     }
