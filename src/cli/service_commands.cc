@@ -190,6 +190,8 @@ struct TokenFlags {
   ProviderFlags provider;
   std::string user_data, pub_path, policy_ids, request_id, alg;
   bool policy_must_match = false, no_verifier_nonce = false, tdx = false;
+  bool ccel = false;
+  std::string ccel_dir = service::kAcpiTablesDir;
 };
 
 Result<service::TrustAuthorityClient> MakeClient(const ClientOptions& o) {
@@ -239,6 +241,13 @@ void AddTokenFlags(CLI::App* cmd, TokenFlags& t) {
   cmd->add_flag("--policy-must-match", t.policy_must_match, "fail unless every policy matches");
   cmd->add_flag("--no-verifier-nonce", t.no_verifier_nonce, "attest without the service's nonce");
   cmd->add_flag("--tdx", t.tdx, "TDX evidence (the default and only kind)");
+  cmd->add_flag("--ccel", t.ccel,
+                "include the TD's event log (the CCEL ACPI table and data/CCEL under --ccel-dir), "
+                "sent as tdx.event_log, as Intel's CLI");
+  cmd->add_option("--ccel-dir", t.ccel_dir,
+                  "where --ccel reads CCEL and data/CCEL (for tests and the simulator: sim boot "
+                  "--ccel-table-out/--ccel-out)")
+      ->capture_default_str();
 }
 
 Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
@@ -264,6 +273,13 @@ Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
       if (!uuid.ok()) return Error{"--policy-ids: Policy Id:\"" + id + "\" is not a valid UUID"};
       r.policy_ids.push_back(*uuid);
     }
+  }
+  // As tdx-cli: the log is read (and checked) before anything is sent.
+  if (!t.ccel && t.ccel_dir != service::kAcpiTablesDir) return Error{"--ccel-dir: give --ccel as well"};
+  if (t.ccel) {
+    auto log = service::ReadCcelEventLog(t.ccel_dir);
+    if (!log.ok()) return Error{"--ccel: " + log.error()};
+    r.event_log = std::move(*log);
   }
   r.policy_must_match = t.policy_must_match;
   r.token_signing_alg = t.alg;

@@ -148,6 +148,8 @@ struct BootOptions {
   std::string domain;
   std::string firmware;
   std::string out;
+  std::string ccel_out;        // the log area (/sys/firmware/acpi/tables/data/CCEL)
+  std::string ccel_table_out;  // the table (/sys/firmware/acpi/tables/CCEL)
 };
 
 // The TD a host would boot from a domain XML: its TD config (for sim report/quote, attest quote).
@@ -162,13 +164,21 @@ int RunBoot(const BootOptions& o) {
     return InputError(fw.error() + " (the domain's loader; give --firmware, e.g. from sim tdvf)");
   auto config = simulator::TdConfigForDomain(*domain, *fw);
   if (!config.ok()) return InputError(config.error());
+  auto boot = simulator::SimulateBoot(*domain, *fw);  // the log the config's RTMRs replay
+  if (!boot.ok()) return InputError(boot.error());
   std::string text = simulator::TdConfigToJson(*config).dump(2) + "\n";
+  // Everything is computed before the first write; each file is written atomically.
+  if (!o.ccel_out.empty())
+    if (Status s = WriteFileAtomic(o.ccel_out, boot->ccel_data); !s.ok()) return InputError("--ccel-out: " + s.error());
+  if (!o.ccel_table_out.empty())
+    if (Status s = WriteFileAtomic(o.ccel_table_out, boot->ccel_table); !s.ok())
+      return InputError("--ccel-table-out: " + s.error());
   if (o.out.empty()) {
     std::cout << text;
     return kExitOk;
   }
   Status s = WriteFileAtomic(o.out, AsBytes(text));
-  if (!s.ok()) return InputError(s.error());
+  if (!s.ok()) return InputError("--out: " + s.error());
   return kExitOk;
 }
 
@@ -263,10 +273,17 @@ void AddSimCommands(CLI::App& app, int& exit_code) {
   auto boot = std::make_shared<BootOptions>();
   auto* boot_cmd = sim->add_subcommand(
       "boot", "Boot a libvirt TD domain on the simulated host: print the TD config (MRTD from the "
-              "firmware, MRCONFIGID and attributes from launchSecurity, RTMRs from the settings)");
+              "firmware, MRCONFIGID and attributes from launchSecurity, RTMRs from its event log)");
   boot_cmd->add_option("--domain", boot->domain, "domain XML with <launchSecurity type='tdx'>")->required();
   boot_cmd->add_option("--firmware", boot->firmware, "TDVF image (default: the domain's <loader>)");
   boot_cmd->add_option("--out", boot->out, "TD config JSON to write (default: stdout); use with --td");
+  boot_cmd->add_option("--ccel-out", boot->ccel_out,
+                       "write the TD's event log area, padded with 0xFF to LAML (as data/CCEL)");
+  boot_cmd->add_option("--ccel-table-out", boot->ccel_table_out, "write the 56-byte CCEL ACPI table");
+  boot_cmd->footer(
+      "The RTMRs are the replay of the simulated firmware's event log (OVMF direct boot: <kernel>,\n"
+      "<initrd>, <cmdline>, <loader secure='yes'>); see docs/simulator.md for its stand-in digests.\n"
+      "Put --ccel-out and --ccel-table-out in DIR/data/CCEL and DIR/CCEL for attest --ccel-dir DIR.");
   boot_cmd->callback([&exit_code, boot] { exit_code = RunBoot(*boot); });
 
   auto pcs = std::make_shared<PcsOptions>();

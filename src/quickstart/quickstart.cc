@@ -46,6 +46,7 @@
 #include "service/jose.h"
 #include "service/policy.h"
 #include "service/server.h"
+#include "eventlog/builder.h"
 #include "simulator/domain_boot.h"
 #include "simulator/pki.h"
 #include "tokenpki/tokenpki.h"
@@ -116,6 +117,12 @@ class Logs {
   std::vector<std::shared_ptr<std::ofstream>> files_;
 };
 
+// How a TD asks for its token: under which policy, and whether it sends its event log.
+struct Ask {
+  std::string policy_id;  // "" = the VM's policy
+  bool ccel = false;      // as `attest token --ccel`: the log its firmware left
+};
+
 class Quickstart {
  public:
   Quickstart(const Options& o, std::ostream& progress) : o_(o), progress_(progress) {}
@@ -130,15 +137,20 @@ class Quickstart {
   void StepDomain();
   void StepAttest();
   void StepRefuse();
+  void StepMeasuredBoot();
   void StopAll();
   void PrintReport(std::ostream& out, bool ok);
 
-  // Boots a TD from `domain` (its config written to `name`.json) and, inside it, makes a key pair
-  // and collects evidence for a fresh nonce (nothing sent yet).
-  Result<nlohmann::json> EvidenceFor(const simulator::TdDomain& domain, const std::string& name);
+  // Boots a TD from `domain` (its config written to `name`.json, with --ccel its CCEL table and log
+  // area under `name`-acpi/, where a TD's kernel shows them) and, inside it, makes a key pair and
+  // collects evidence for a fresh nonce (nothing sent yet).
+  Result<nlohmann::json> EvidenceFor(const simulator::TdDomain& domain, const std::string& name,
+                                     const Ask& ask = {});
   // EvidenceFor, then the attest request: the token.
   Result<std::string> TokenFor(const simulator::TdDomain& domain, const std::string& name,
-                               nlohmann::json* evidence_out = nullptr);
+                               nlohmann::json* evidence_out = nullptr, const Ask& ask = {});
+  // The TD of the measured-boot step: the VM's TD, booted directly from a kernel with `cmdline`.
+  simulator::TdDomain DirectBootTd(const simulator::TdDomain& base, const std::string& cmdline) const;
   service::TrustAuthorityClient Client() const;
   fs::path OnHost(const std::string& path) const { return host_root_ / fs::path(path).relative_path(); }
 
@@ -164,6 +176,11 @@ class Quickstart {
       // Trust Authority policy ids are UUIDs (docs/service.md); the human name is metadata.
       policy_id_ = "5b2c1a0e-7d3f-4e8a-9c61-0f4b2d8e6a13", issuer_ = "tdxvirt quickstart attestation service";
   std::optional<evidence::Sha384Digest> expected_mrconfigid_;
+  // The measured-boot policy: the kernel and command line the owner boots the TD with.
+  std::string mb_policy_id_ = "5b2c1a0e-7d3f-4e8a-9c61-0f4b2d8e6a14",
+              mb_kernel_ = "/usr/share/tdxvirt/quickstart/vmlinuz",
+              mb_cmdline_ = "console=hvc0 root=/dev/vda1 ro";
+  evidence::Sha384Digest mb_kernel_digest_{}, mb_cmdline_digest_{};
   // Step 2
   kubevirt::ReviewResult admission_;
   // Step 3
@@ -220,6 +237,8 @@ int Quickstart::Run(std::ostream& out) {
       {"domain", "render the TD's libvirt domain", &Quickstart::StepDomain},
       {"attest", "boot the TD, attest, verify the token as the relying party", &Quickstart::StepAttest},
       {"refuse", "refuse a debug TD, a wrong MRCONFIGID and a tampered quote", &Quickstart::StepRefuse},
+      {"measured-boot", "pin the kernel and command line; refuse another command line",
+       &Quickstart::StepMeasuredBoot},
   };
   const int total = int(std::size(steps));
   bool ok = true;
@@ -340,6 +359,26 @@ void Quickstart::StepPlatform() {
   fs::create_directories(policy_dir);
   Must(service::ParsePolicy(policy, "quickstart policy"), "policy");
   WriteText(policy_dir / (policy_name_ + ".yaml"), policy);
+
+  // The measured-boot policy: the same TD, and the kernel and command line it boots with, as
+  // reference values computed ahead of time. The command line's is what `tdxvirt measure
+  // --cmdline` prints: SHA-384 of the load options OVMF hands the kernel (UTF-16LE), which the
+  // Linux EFI stub measures; the stub logs only that digest, so it is pinned as cmdline_digest.
+  // The kernel's is the simulator's stand-in for its Authenticode hash.
+  {
+    simulator::TdDomain owner;
+    owner.kernel = mb_kernel_;
+    mb_kernel_digest_ = simulator::SimulatedKernelDigest(owner);
+    mb_cmdline_digest_ = ossl::Sha384(Must(eventlog::DirectBootLoadOptions(mb_cmdline_, false), "cmdline"));
+    std::string mb = "id: " + mb_policy_id_ + "\nname: quickstart-measured-boot\nversion: v1\n" +
+                     "description: " + nlohmann::json("the VM's TD booted from " + mb_kernel_ + " with \"" +
+                                                      mb_cmdline_ + "\"").dump() +
+                     "\ntcb_status: [UpToDate]\nmrtd: " + ToHex(mrtd_) + "\nallow_debug: false\n" +
+                     "kernel_digest: " + ToHex(mb_kernel_digest_) + "\n" +
+                     "cmdline_digest: " + ToHex(mb_cmdline_digest_) + "\n";
+    Must(service::ParsePolicy(mb, "measured-boot policy"), "measured-boot policy");
+    WriteText(policy_dir / "quickstart-measured-boot.yaml", mb);
+  }
 
   // The attestation service: HTTPS on loopback with a test TLS CA, a token PKI, an API key.
   fs::path sdir = dir_ / "service";
@@ -546,11 +585,21 @@ service::TrustAuthorityClient Quickstart::Client() const {
   return Must(service::TrustAuthorityClient::Create(c), "client");
 }
 
-Result<nlohmann::json> Quickstart::EvidenceFor(const simulator::TdDomain& domain, const std::string& name) {
+Result<nlohmann::json> Quickstart::EvidenceFor(const simulator::TdDomain& domain, const std::string& name,
+                                               const Ask& ask) {
   auto config = simulator::TdConfigForDomain(domain, firmware_);
   if (!config.ok()) return Error{config.error()};
   fs::path td_json = dir_ / (name + ".json");
   WriteText(td_json, simulator::TdConfigToJson(*config).dump(2) + "\n");
+  fs::path acpi = dir_ / (name + "-acpi");
+  if (ask.ccel) {
+    // The firmware's log, where the TD's kernel shows it: /sys/firmware/acpi/tables/{CCEL,data/CCEL}.
+    auto boot = simulator::SimulateBoot(domain, firmware_);
+    if (!boot.ok()) return Error{boot.error()};
+    fs::create_directories(acpi / "data");
+    WriteText(acpi / "CCEL", AsString(boot->ccel_table));
+    WriteText(acpi / "data" / "CCEL", AsString(boot->ccel_data));
+  }
 
   // Inside the TD: a key pair; its public key is the runtime data bound into REPORTDATA.
   auto pair = service::CreateRsaKeyPair();
@@ -570,16 +619,21 @@ Result<nlohmann::json> Quickstart::EvidenceFor(const simulator::TdDomain& domain
 
   service::TokenRequestOptions to;
   to.runtime_data = *der;
-  to.policy_ids = {policy_id_};
+  to.policy_ids = {ask.policy_id.empty() ? policy_id_ : ask.policy_id};
   to.policy_must_match = true;
+  if (ask.ccel) {
+    auto log = service::ReadCcelEventLog(acpi.string());  // as `attest token --ccel` reads it
+    if (!log.ok()) return Error{"--ccel: " + log.error()};
+    to.event_log = std::move(*log);
+  }
   auto evidence = service::CollectEvidence(Client(), **provider, to);
   if (!evidence.ok()) return Error{evidence.error()};
   return *evidence;
 }
 
 Result<std::string> Quickstart::TokenFor(const simulator::TdDomain& domain, const std::string& name,
-                                         nlohmann::json* evidence_out) {
-  auto evidence = EvidenceFor(domain, name);
+                                         nlohmann::json* evidence_out, const Ask& ask) {
+  auto evidence = EvidenceFor(domain, name, ask);
   if (!evidence.ok()) return Error{evidence.error()};
   if (evidence_out) *evidence_out = *evidence;
   return Client().Attest(*evidence);
@@ -695,6 +749,62 @@ void Quickstart::StepRefuse() {
   report_["refused"] = refused;
 }
 
+// ---- 7. measured boot --------------------------------------------------------------------------
+
+simulator::TdDomain Quickstart::DirectBootTd(const simulator::TdDomain& base, const std::string& cmdline) const {
+  simulator::TdDomain d = base;
+  d.kernel = mb_kernel_;  // <os><kernel>: QEMU -kernel, OVMF boots it directly
+  d.cmdline = cmdline;
+  return d;
+}
+
+void Quickstart::StepMeasuredBoot() {
+  // The owner's TD boots its kernel with the pinned command line and sends its event log.
+  nlohmann::json evidence;
+  std::string token = Must(TokenFor(DirectBootTd(td_domain_, mb_cmdline_), "td-measured", &evidence,
+                                    {.policy_id = mb_policy_id_, .ccel = true}),
+                           "token for the measured-boot policy");
+  WriteText(dir_ / "token-measured-boot.jwt", token + "\n");
+  auto jwks = Must(Client().GetCerts(), "JWKS");
+  service::VerifyTokenOptions vo;
+  vo.issuer = issuer_;
+  vo.now = std::time(nullptr);
+  auto verified = Must(service::VerifyToken(token, jwks, vo), "the relying party refused the token");
+  const auto& c = verified.claims;
+  Json mb = c.contains("tdx") && c["tdx"].contains("tdx_measured_boot") ? Json(c["tdx"]["tdx_measured_boot"])
+            : c.contains("tdx_measured_boot")                           ? Json(c["tdx_measured_boot"])
+                                                                        : Json();
+  Check(mb.is_object(), "the token has no tdx_measured_boot claim");
+  for (const char* r : {"rtmr0", "rtmr1", "rtmr2"})
+    Check(mb["rtmrs"].value(r, "") == "match", std::string("tdx_measured_boot: ") + r + " is " + mb["rtmrs"].dump());
+  Check(mb["kernel"].is_object() && mb["kernel"].value("digest", "") == ToHex(mb_kernel_digest_),
+        "tdx_measured_boot.kernel is not the pinned kernel: " + mb["kernel"].dump());
+  Check(mb["cmdline"].is_object() && mb["cmdline"].value("digest", "") == ToHex(mb_cmdline_digest_),
+        "tdx_measured_boot.cmdline is not the pinned command line: " + mb["cmdline"].dump());
+
+  // The same TD booted with another command line (a shell as init): its quote is genuine and its
+  // log replays to its RTMRs, but the command line is not the owner's.
+  std::string other = mb_cmdline_ + " init=/bin/sh";
+  auto refused = TokenFor(DirectBootTd(td_domain_, other), "td-other-cmdline", nullptr,
+                          {.policy_id = mb_policy_id_, .ccel = true});
+  Check(!refused.ok(), "a TD booted with \"" + other + "\" got a token");
+  Check(refused.error().find("HTTP 403") != std::string::npos &&
+            refused.error().find("EV_EVENT_TAG LOADED_IMAGE::LoadOptions") != std::string::npos,
+        "the refusal of another command line does not name the LoadOptions event: " + refused.error());
+
+  report_["measured_boot"] = {{"kernel", mb_kernel_},
+                              {"cmdline", mb_cmdline_},
+                              {"policy", mb_policy_id_},
+                              {"pinned", {{"kernel_digest", ToHex(mb_kernel_digest_)},
+                                          {"cmdline_digest", ToHex(mb_cmdline_digest_)}}},
+                              {"claim", mb},
+                              {"ccel", (dir_ / "td-measured-acpi").string()},
+                              {"token", (dir_ / "token-measured-boot.jwt").string()},
+                              {"refused", {{"case", "another command line: \"" + other + "\""},
+                                           {"refused_by", "attestation policy"},
+                                           {"reason", refused.error()}}}};
+}
+
 // ---- report ------------------------------------------------------------------------------------
 
 void Quickstart::PrintReport(std::ostream& out, bool ok) {
@@ -752,6 +862,17 @@ void Quickstart::PrintReport(std::ostream& out, bool ok) {
     for (const auto& r : report_["refused"])
       out << "  refused          " << str(r["case"]) << " (" << str(r["refused_by"]) << "): "
           << str(r["reason"]).substr(0, 160) << "\n";
+  if (report_.contains("measured_boot")) {
+    const auto& m = report_["measured_boot"];
+    const auto& claim = m["claim"];
+    out << "  measured boot    " << str(m["kernel"]) << " \"" << str(m["cmdline"]) << "\": rtmr0-2 "
+        << str(claim["rtmrs"].value("rtmr0", "")) << "/" << str(claim["rtmrs"].value("rtmr1", "")) << "/"
+        << str(claim["rtmrs"].value("rtmr2", "")) << ", kernel and command line as pinned\n"
+        << "                   command line digest " << str(m["pinned"]["cmdline_digest"]).substr(0, 32)
+        << "... (event " << claim["cmdline"].value("event", 0) << ")\n"
+        << "  refused          " << str(m["refused"]["case"]) << ": "
+        << str(m["refused"]["reason"]).substr(0, 200) << "\n";
+  }
   out << "  artefacts        " << dir_.string()
       << " (domain.xml, quote.bin, token.jwt, report.json, logs/)\n";
 }

@@ -15,6 +15,7 @@
 
 #include "common/file.h"
 #include "common/hex.h"
+#include "eventlog/abi.h"
 
 namespace tdxvirt::service {
 
@@ -320,6 +321,7 @@ nlohmann::json BuildEvidence(ByteSpan quote, const VerifierNonce* nonce,
   if (!o.runtime_data.empty()) tdx["runtime_data"] = Base64Encode(o.runtime_data);
   if (!o.user_data.empty()) tdx["user_data"] = Base64Encode(o.user_data);
   if (nonce) tdx["verifier_nonce"] = NonceToJson(*nonce);
+  if (!o.event_log.empty()) tdx["event_log"] = Base64Encode(o.event_log);  // as go-tdx's composite
   nlohmann::json j = {{"tdx", tdx}};
   if (!o.policy_ids.empty()) j["policy_ids"] = o.policy_ids;
   if (o.policy_must_match) j["policy_must_match"] = true;
@@ -350,6 +352,51 @@ Result<std::string> CollectToken(const TrustAuthorityClient& client, guest::Quot
   auto evidence = CollectEvidence(client, provider, o);
   if (!evidence.ok()) return Error{evidence.error()};
   return client.Attest(*evidence, o.request_id, ids);
+}
+
+Result<Bytes> EventLogForEvidence(ByteSpan table, ByteSpan data) {
+  // Intel's checks and their order (go-tdx validateCcelData), with messages that say more.
+  if (table.size() < eventlog::kCcelTableSize)
+    return Error{"CCEL table: " + std::to_string(table.size()) + " bytes; an ACPI CCEL table has " +
+                 std::to_string(eventlog::kCcelTableSize)};
+  auto le = [&](size_t off, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; --i) v = (v << 8) | table[off + size_t(i)];
+    return v;
+  };
+  if (AsString(table.first(4)) != "CCEL") return Error{"CCEL table: signature is not \"CCEL\""};
+  if (le(4, 4) != table.size())
+    return Error{"CCEL table: header length " + std::to_string(le(4, 4)) + " but the file has " +
+                 std::to_string(table.size()) + " bytes"};
+  if (table[36] != eventlog::kCcTypeTdx)
+    return Error{"CCEL table: CC type " + std::to_string(table[36]) +
+                 (table[36] == eventlog::kCcTypeSev ? " (AMD SEV)" : "") +
+                 ", not 2 (Intel TDX): this log does not describe a TD's RTMRs"};
+  if (table[37] != 0) return Error{"CCEL table: CC subtype " + std::to_string(table[37]) + ", not 0"};
+  uint64_t laml = le(40, 8);
+  if (data.size() < laml)
+    return Error{"CCEL data: " + std::to_string(data.size()) + " bytes, less than the table's log area minimum "
+                 "length (LAML) " + std::to_string(laml)};
+  // The events themselves (Intel walks them to find the end): parsed, so a malformed log is
+  // refused here rather than by the service.
+  auto log = eventlog::ParseEventLog(data, {.laml = std::nullopt});
+  if (!log.ok()) return Error{"CCEL data: " + log.error()};
+  return Bytes(data.begin(), data.begin() + ptrdiff_t(log->log_bytes));
+}
+
+Result<Bytes> ReadCcelEventLog(const std::string& dir) {
+  std::string table_path = dir + "/CCEL", data_path = dir + "/data/CCEL";
+  auto table = ReadRegularFile(table_path, 4096);
+  if (!table.ok())
+    return Error{"the CCEL ACPI table is not readable (" + table.error() +
+                 "): a TD's kernel exposes it at " + std::string(kAcpiTablesDir) + "/CCEL (root only)"};
+  auto data = ReadRegularFile(data_path, eventlog::kMaxEventLogBytes);
+  if (!data.ok())
+    return Error{"the CCEL log area is not readable (" + data.error() + "): a TD's kernel exposes it at " +
+                 std::string(kAcpiTablesDir) + "/data/CCEL (root only)"};
+  auto log = EventLogForEvidence(*table, *data);
+  if (!log.ok()) return Error{table_path + ", " + data_path + ": " + log.error()};
+  return log;
 }
 
 std::string DefaultCrlCacheDir() {

@@ -72,7 +72,20 @@ struct TokenRequestOptions {
   std::string token_signing_alg;       // "" (service default PS384), "PS384", "RS256"
   bool no_verifier_nonce = false;
   std::string request_id;              // attest request-id header ("" = none)
+  Bytes event_log;                     // the TD's CCEL event log (--ccel), sent as tdx.event_log
 };
+
+// `--ccel`, as Intel's go-tdx GetCcel (ccel.go): the CCEL ACPI table and its log area, from
+// /sys/firmware/acpi/tables/CCEL and .../data/CCEL. Checked as Intel checks them (a 56-byte table
+// with signature CCEL and its own length, CC type 2 = TDX, subtype 0, data at least LAML long) and
+// then cut where the log ends, so the fill is not sent. Intel's cut keeps the first 4 fill bytes
+// (it stops after reading the 0xFFFFFFFF end marker as an MR index); ours ends at the last event,
+// as Google's agent sends it. Unlike Intel's walker (which refuses MR index 4), RTMR3 events are
+// accepted, as this service accepts them.
+inline constexpr char kAcpiTablesDir[] = "/sys/firmware/acpi/tables";
+Result<Bytes> EventLogForEvidence(ByteSpan table, ByteSpan data);
+// Reads DIR/CCEL and DIR/data/CCEL (bounded) and returns EventLogForEvidence of them.
+Result<Bytes> ReadCcelEventLog(const std::string& acpi_tables_dir = kAcpiTablesDir);
 
 class TrustAuthorityClient {
  public:

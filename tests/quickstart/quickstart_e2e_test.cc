@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -16,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file.h"
+#include "common/hex.h"
+#include "common/openssl.h"
 #include "service/jose.h"
 #include "test_util.h"
 
@@ -76,10 +79,11 @@ TEST_F(QuickstartE2E, EveryStepPasses) {
     names.push_back(s["name"]);
     EXPECT_EQ(s["ok"], true) << s.dump();
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"platform", "admission", "placement", "domain", "attest", "refuse"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"platform", "admission", "placement", "domain", "attest", "refuse",
+                                             "measured-boot"}));
   // One progress line per step on stderr.
-  for (int i = 1; i <= 6; ++i)
-    EXPECT_NE(result_->err.find("[" + std::to_string(i) + "/6]"), std::string::npos) << result_->err;
+  for (int i = 1; i <= 7; ++i)
+    EXPECT_NE(result_->err.find("[" + std::to_string(i) + "/7]"), std::string::npos) << result_->err;
 }
 
 // The default release, KubeVirt 1.8: upstream selects TDX nodes; tdxvirt adds the key and hook.
@@ -180,6 +184,57 @@ TEST_F(QuickstartE2E, DebugWrongMrConfigIdAndTamperedQuoteAreRefusedWithTheirRea
   EXPECT_NE(reasons["tampered quote"].find("quote_signature"), std::string::npos);
 }
 
+// Measured boot: the TD sent the CCEL its firmware left; the token's tdx_measured_boot shows the
+// kernel and the command line the policy pinned, every register its log covers matching the quote;
+// the same TD booted with another command line is refused, the reason naming the stub's event.
+TEST_F(QuickstartE2E, MeasuredBootPinsKernelAndCommandLineAndRefusesAnother) {
+  ASSERT_EQ(result_->exit_code, 0);
+  const auto& m = (*report_)["measured_boot"];
+  ASSERT_TRUE(m.is_object()) << report_->dump();
+  EXPECT_EQ(m["cmdline"], "console=hvc0 root=/dev/vda1 ro");
+  // The relying party's own check of the token the step got, claims included.
+  auto token = Slurp(Run("token-measured-boot.jwt"));
+  token.pop_back();
+  auto jwks = Slurp(Run("jwks.json"));
+  service::VerifyTokenOptions vo;
+  vo.issuer = (*report_)["attest"]["issuer"];
+  vo.now = std::time(nullptr);
+  auto verified = service::VerifyToken(token, jwks, vo);
+  ASSERT_TRUE(verified.ok()) << verified.error();
+  const auto& claim = verified->claims["tdx"]["tdx_measured_boot"];
+  EXPECT_EQ(claim, m["claim"]);
+  EXPECT_EQ(claim["rtmrs"], nlohmann::json({{"rtmr0", "match"}, {"rtmr1", "match"}, {"rtmr2", "match"}, {"rtmr3", "match"}}));
+  EXPECT_EQ(claim["secure_boot"], false);
+  EXPECT_EQ(claim["kernel"]["digest"], m["pinned"]["kernel_digest"]);
+  EXPECT_EQ(claim["kernel"]["source"], "efi-app");
+  // The command line's digest is SHA-384 of the load options OVMF passes (UTF-16LE, NUL), computed
+  // here from the text alone; the stub logs only that digest (opaque).
+  std::string text = m["cmdline"];
+  Bytes utf16;
+  for (char ch : text + '\0') utf16.insert(utf16.end(), {uint8_t(ch), 0});
+  EXPECT_EQ(claim["cmdline"]["digest"], ToHex(ossl::Sha384(utf16)));
+  EXPECT_EQ(claim["cmdline"]["digest"], m["pinned"]["cmdline_digest"]);
+  EXPECT_EQ(claim["cmdline"]["source"], "efi-stub");
+  EXPECT_EQ(claim["cmdline"]["binding"], "opaque");
+  // The log the TD sent is the one sim boot would write for it: the CCEL data, cut at its fill.
+  auto data = ReadFile(Run("td-measured-acpi/data/CCEL"));
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ(data->size(), 0x10000u);
+  auto table = ReadFile(Run("td-measured-acpi/CCEL"));
+  ASSERT_TRUE(table.ok());
+  EXPECT_EQ(table->size(), 56u);
+
+  const auto& refused = m["refused"];
+  EXPECT_EQ(refused["case"], "another command line: \"console=hvc0 root=/dev/vda1 ro init=/bin/sh\"");
+  std::string reason = refused["reason"];
+  EXPECT_EQ(reason.rfind("attest: HTTP 403: policy_must_match: 5b2c1a0e-7d3f-4e8a-9c61-0f4b2d8e6a14: "
+                         "cmdline_digest: event 17 (EV_EVENT_TAG LOADED_IMAGE::LoadOptions, RTMR2, offset 1733) measured ",
+                         0),
+            0u)
+      << reason;
+  EXPECT_NE(reason.find(", not an allowed value"), std::string::npos) << reason;
+}
+
 TEST_F(QuickstartE2E, SecretsAre0600AndEveryServerStopped) {
   ASSERT_EQ(result_->exit_code, 0);
   for (const char* f : {"service/token-pki/token-signing.key", "service/token-pki/signing-ca.key",
@@ -233,7 +288,7 @@ TEST(QuickstartErrors, InterruptStopsEveryServer) {
   bool sent = false;
   for (ssize_t n; (n = read(err_pipe[0], buf, sizeof buf)) > 0;) {
     err.append(buf, size_t(n));
-    if (!sent && err.find("[2/6]") != std::string::npos) {
+    if (!sent && err.find("[2/7]") != std::string::npos) {
       kill(pid, SIGINT);
       sent = true;
     }
@@ -245,7 +300,7 @@ TEST(QuickstartErrors, InterruptStopsEveryServer) {
   ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping cleanly";
   EXPECT_EQ(WEXITSTATUS(status), 1) << err;
   EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
-  EXPECT_EQ(err.find("[4/6]"), std::string::npos) << err;
+  EXPECT_EQ(err.find("[4/7]"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.File("run/node/host/var/run/tdx-qgs/qgs.socket")));
 }
 

@@ -7,8 +7,14 @@
 #include <openssl/rsa.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <regex>
 
+#include "common/base64.h"
+#include "common/hex.h"
+#include "eventlog/abi.h"
+#include "eventlog/builder.h"
+#include "eventlog/replay.h"
 #include "service_test_util.h"
 
 namespace tdxvirt::service {
@@ -310,6 +316,138 @@ TEST(ClientKeys, CreateKeyPairWritesPkcs1Key0600AndDecryptReadsIntelsFormAndOurs
   r = RunTdxvirt("attest create-key-pair -f " + d.File("pub3.pem"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out.rfind("-----BEGIN RSA PRIVATE KEY-----\n", 0), 0u);
+}
+
+}  // namespace
+}  // namespace tdxvirt::service
+
+// ---- --ccel: the TD's event log, read and checked as Intel's go-tdx does ----
+
+namespace tdxvirt::service {
+namespace {
+
+using namespace testing;
+using tdxvirt::testing::RunTdxvirt;
+
+// A TD boots on the simulator (sim boot): its CCEL table and log area land where a TD's kernel
+// exposes them, DIR/CCEL and DIR/data/CCEL.
+struct BootedTd {
+  TempDir dir;
+  std::string acpi = dir.File("acpi");
+  BootedTd(const std::string& cmdline = "console=hvc0 root=/dev/vda1") {
+    EXPECT_EQ(mkdir(acpi.c_str(), 0755), 0);
+    EXPECT_EQ(mkdir((acpi + "/data").c_str(), 0755), 0);
+    EXPECT_EQ(RunTdxvirt("sim tdvf --out " + dir.File("fw.fd")).exit_code, 0);
+    WriteFile(dir.File("td.xml"), "<domain><name>td</name><vcpu>2</vcpu><memory unit='MiB'>2048</memory><os>"
+                                  "<loader>" + dir.File("fw.fd") + "</loader><kernel>/boot/vmlinuz</kernel>"
+                                  "<cmdline>" + cmdline + "</cmdline></os><launchSecurity type='tdx'/></domain>");
+    auto r = RunTdxvirt("sim boot --domain " + dir.File("td.xml") + " --out " + dir.File("td.json") +
+                        " --ccel-out " + acpi + "/data/CCEL --ccel-table-out " + acpi + "/CCEL");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+  Bytes Data() const { return *ReadFile(acpi + "/data/CCEL"); }
+  Bytes Table() const { return *ReadFile(acpi + "/CCEL"); }
+};
+
+TEST(ClientCcel, SimBootWritesATableAndALogThatReplaysToTheTdConfig) {
+  BootedTd td;
+  Bytes data = td.Data();
+  EXPECT_EQ(data.size(), 0x10000u);  // LAML, 0xFF after the log, as sysfs shows it
+  auto table = eventlog::ParseCcelTable(td.Table());
+  ASSERT_TRUE(table.ok()) << table.error();
+  auto log = eventlog::ParseEventLog(data, {.laml = table->laml});
+  ASSERT_TRUE(log.ok()) << log.error();
+  auto config = nlohmann::json::parse(AsString(*ReadFile(td.dir.File("td.json"))));
+  auto replayed = eventlog::Replay(*log);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(ToHex(replayed.rtmrs[size_t(i)]), config["rtmr" + std::to_string(i)]) << i;
+}
+
+TEST(ClientCcel, EvidenceCarriesTheLogCutWhereTheFillStarts) {
+  BootedTd td;
+  CliSetup s;
+  auto r = RunTdxvirt("attest evidence" + s.Common() + " --td " + td.dir.File("td.json") + " --ccel --ccel-dir " + td.acpi);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto ev = nlohmann::json::parse(r.out);
+  auto sent = Base64Decode(ev["tdx"]["event_log"].get<std::string>(), "event_log");
+  ASSERT_TRUE(sent.ok());
+  Bytes data = td.Data();
+  auto log = eventlog::ParseEventLog(data);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(*sent, Bytes(data.begin(), data.begin() + ptrdiff_t(log->log_bytes)));
+  EXPECT_LT(sent->size(), 4096u);
+
+  // The token request sends it the same way (Intel's composite: tdx.event_log).
+  r = RunTdxvirt("attest token" + s.Common() + " --ccel --ccel-dir " + td.acpi);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(s.api.attest_bodies.size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(s.api.attest_bodies[0])["tdx"]["event_log"], Base64Encode(*sent));
+  // Without --ccel nothing is read or sent.
+  r = RunTdxvirt("attest token" + s.Common());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(nlohmann::json::parse(s.api.attest_bodies[1])["tdx"].contains("event_log"));
+}
+
+TEST(ClientCcel, MissingFilesAreRefusedBeforeAnythingIsSent) {
+  CliSetup s;
+  TempDir empty;
+  auto r = RunTdxvirt("attest token" + s.Common() + " --ccel --ccel-dir " + empty.File("none"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "tdxvirt: error: --ccel: the CCEL ACPI table is not readable (cannot open " + empty.File("none") +
+                       "/CCEL: No such file or directory): a TD's kernel exposes it at "
+                       "/sys/firmware/acpi/tables/CCEL (root only)\n");
+  BootedTd td;
+  std::filesystem::remove(td.acpi + "/data/CCEL");
+  r = RunTdxvirt("attest evidence" + s.Common() + " --ccel --ccel-dir " + td.acpi);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "tdxvirt: error: --ccel: the CCEL log area is not readable (cannot open " + td.acpi +
+                       "/data/CCEL: No such file or directory): a TD's kernel exposes it at "
+                       "/sys/firmware/acpi/tables/data/CCEL (root only)\n");
+  EXPECT_TRUE(s.api.nonce_request_ids.empty());
+  EXPECT_TRUE(s.api.attest_bodies.empty());
+  r = RunTdxvirt("attest token" + s.Common() + " --ccel-dir " + td.acpi);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "tdxvirt: error: --ccel-dir: give --ccel as well\n");
+}
+
+// Intel's checks, in its order, each with the value found.
+TEST(ClientCcel, TableAndDataChecksAsIntels) {
+  eventlog::EventLogBuilder b;
+  b.AddHashed(1, eventlog::kEvSeparator, Bytes(4, 0));
+  b.AddHashed(4, eventlog::kEvEventTag, AsBytes("an agent's RTMR3 event"));  // index 4: accepted
+  Bytes data = b.Finish(0x10000);
+  Bytes table = eventlog::MakeCcelTable(0x10000, 0x7D649000);
+  auto ok = EventLogForEvidence(table, data);
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(*ok, b.Finish(0));  // the log without its fill
+
+  auto with = [&](size_t offset, uint8_t value) {
+    Bytes t = table;
+    t[offset] = value;
+    t[9] = uint8_t(t[9] - (value - table[offset]));  // keep the checksum right
+    return EventLogForEvidence(t, data);
+  };
+  EXPECT_EQ(with(36, 1).error(),
+            "CCEL table: CC type 1 (AMD SEV), not 2 (Intel TDX): this log does not describe a TD's RTMRs");
+  EXPECT_EQ(with(37, 1).error(), "CCEL table: CC subtype 1, not 0");
+  EXPECT_EQ(with(0, 'X').error(), "CCEL table: signature is not \"CCEL\"");
+  EXPECT_EQ(EventLogForEvidence(ByteSpan(table).first(40), data).error(),
+            "CCEL table: 40 bytes; an ACPI CCEL table has 56");
+  Bytes longer = table;
+  longer.push_back(0);
+  EXPECT_EQ(EventLogForEvidence(longer, data).error(), "CCEL table: header length 56 but the file has 57 bytes");
+  EXPECT_EQ(EventLogForEvidence(table, b.Finish(0)).error(),
+            "CCEL data: " + std::to_string(b.Finish(0).size()) +
+                " bytes, less than the table's log area minimum length (LAML) 65536");
+  // The real SEV-typed table of the testdata (derived from the OVMF one) is refused.
+  std::string dir = std::string(TDXVIRT_TESTDATA) + "/eventlogs/";
+  auto sev = EventLogForEvidence(*ReadFile(dir + "derived-cctype-sev/ccel_table.bin"),
+                                 *ReadFile(dir + "derived-cctype-sev/ccel.bin"));
+  EXPECT_EQ(sev.error(), "CCEL table: CC type 1 (AMD SEV), not 2 (Intel TDX): this log does not describe a TD's RTMRs");
+  // A log that does not parse is refused naming where.
+  Bytes broken = data;
+  broken[73] = 0xEE;  // the first TCG_PCR_EVENT2's digest count
+  EXPECT_EQ(EventLogForEvidence(table, broken).error().rfind("CCEL data: ", 0), 0u);
 }
 
 }  // namespace

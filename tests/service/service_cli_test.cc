@@ -127,6 +127,39 @@ TEST(ServiceCli, TokenAndVerifyAgainstServeAttestationThenSigterm) {
   ASSERT_TRUE(key.ok()) << key.error();
   EXPECT_EQ(r.err, "tdxvirt: token invalid: token signature: does not verify with JWKS key " + key->kid() + "\n");
 
+  // --ccel: a TD booted by `sim boot` (its TD config and CCEL files) sends its event log; the
+  // token's tdx_measured_boot says the log replays to the quote's RTMRs and names the kernel.
+  {
+    std::string acpi = d.File("acpi");
+    ASSERT_EQ(mkdir(acpi.c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((acpi + "/data").c_str(), 0755), 0);
+    ASSERT_EQ(RunTdxvirt("sim tdvf --out " + d.File("fw.fd")).exit_code, 0);
+    WriteFile(d.File("td.xml"), "<domain><name>td</name><os><loader>" + d.File("fw.fd") +
+                                    "</loader><kernel>/boot/vmlinuz</kernel><cmdline>console=hvc0</cmdline></os>"
+                                    "<launchSecurity type='tdx'/></domain>");
+    r = RunTdxvirt("sim boot --domain " + d.File("td.xml") + " --out " + d.File("td.json") + " --ccel-out " +
+                   acpi + "/data/CCEL --ccel-table-out " + acpi + "/CCEL");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = RunTdxvirt("attest token" + common + " --td " + d.File("td.json") + " --ccel --ccel-dir " + acpi);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    WriteFile(d.File("token-ccel"), r.out);
+    r = RunTdxvirt("attest verify -c " + d.File("cfg.json") + " --allow-http --no-crl -t @" + d.File("token-ccel"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto c = nlohmann::json::parse(r.out.substr(ok_line.size()), nullptr, false);
+    const auto& mb = c["tdx"]["tdx_measured_boot"];
+    ASSERT_TRUE(mb.is_object()) << r.out;
+    EXPECT_EQ(mb["rtmrs"], nlohmann::json({{"rtmr0", "match"}, {"rtmr1", "match"}, {"rtmr2", "match"}, {"rtmr3", "match"}}));
+    EXPECT_EQ(mb["kernel"]["source"], "efi-app");
+    EXPECT_EQ(mb["cmdline"]["source"], "efi-stub");
+    // The same log with the default TD (other RTMRs): the service says the log does not match.
+    r = RunTdxvirt("attest token" + common + " --ccel --ccel-dir " + acpi);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    WriteFile(d.File("token-ccel2"), r.out);
+    r = RunTdxvirt("attest verify -c " + d.File("cfg.json") + " --allow-http --no-crl -t @" + d.File("token-ccel2"));
+    c = nlohmann::json::parse(r.out.substr(ok_line.size()), nullptr, false);
+    EXPECT_EQ(c["tdx"]["tdx_measured_boot"]["rtmrs"]["rtmr2"], "mismatch") << r.out;
+  }
+
   // Rejected evidence is a negative result (1); a wrong API key is not (2).
   r = RunTdxvirt("attest token" + common + " -p 5712c7a0-00ff-4000-8000-0000000000ff");
   EXPECT_EQ(r.exit_code, 1) << r.err;
