@@ -24,8 +24,10 @@ class EventLogBuilder {
   void Add(uint32_t mr_index, uint32_t type, const evidence::Sha384Digest& digest, ByteSpan data);
   // One whose digest is SHA-384 of `data` (separators, actions, variables, GRUB strings).
   void AddHashed(uint32_t mr_index, uint32_t type, ByteSpan data);
-  // An EV_EVENT_TAG (TCG_PCClientTaggedEvent) whose digest is SHA-384 of `tagged` (LoadOptions) or
-  // the given digest (initrd).
+  // An EV_EVENT_TAG (TCG_PCClientTaggedEvent) around `tagged`. Linux's stub writes the tag's
+  // description ("LOADED_IMAGE::LoadOptions\0") with the digest of what it measured: the
+  // four-argument form. The three-argument form (digest = SHA-384 of `tagged`) writes a tag that
+  // carries what it measures, which decodes as bound: tests use it.
   void AddTag(uint32_t mr_index, uint32_t tag, ByteSpan tagged);
   void AddTag(uint32_t mr_index, uint32_t tag, ByteSpan tagged, const evidence::Sha384Digest& digest);
 

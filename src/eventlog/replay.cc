@@ -39,10 +39,54 @@ Replayed Replay(const EventLog& log) {
   return out;
 }
 
+// ascii_runtime_measurements_sha384: one entry per line, "PCR TEMPLATE-HASH TEMPLATE-NAME ...".
+Result<Continuation> ParseImaAsciiLog(std::string_view text) {
+  Continuation c;
+  c.source = "ima";
+  size_t line = 0, start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view l = text.substr(start, end - start);
+    auto where = [&] {
+      return "IMA log: line " + std::to_string(line + 1) + " (offset " + std::to_string(start) + "): ";
+    };
+    size_t sp1 = l.find(' ');
+    size_t sp2 = sp1 == std::string_view::npos ? sp1 : l.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos)
+      return Error{where() + "expected \"PCR TEMPLATE-HASH TEMPLATE-NAME ...\"; supply "
+                   "ascii_runtime_measurements_sha384 or binary_runtime_measurements_sha384"};
+    std::string_view pcr_text = l.substr(0, sp1), hash = l.substr(sp1 + 1, sp2 - sp1 - 1);
+    uint32_t pcr = 0;
+    if (pcr_text.empty() || pcr_text.size() > 2 ||
+        pcr_text.find_first_not_of("0123456789") != std::string_view::npos)
+      return Error{where() + "PCR \"" + std::string(pcr_text.substr(0, 8)) + "\" is not a number"};
+    for (char ch : pcr_text) pcr = pcr * 10 + uint32_t(ch - '0');
+    int rtmr = RtmrOfPcr(pcr);
+    if (rtmr < 0)
+      return Error{where() + "PCR " + std::to_string(pcr) +
+                   " has no RTMR (UEFI 2.10 38.4.1 maps PCR 1-15)"};
+    auto digest = FromHex(hash);
+    if (!digest.ok() || digest->size() != 48)
+      return Error{where() + "the template hash has " + std::to_string(hash.size()) +
+                   " characters, not 96 hex digits of SHA-384; supply "
+                   "ascii_runtime_measurements_sha384 (the sha1 file cannot extend an RTMR)"};
+    evidence::Sha384Digest d;
+    std::copy(digest->begin(), digest->end(), d.begin());
+    if (IsAllZero(d)) d.fill(0xFF);  // a violation, as in the binary form
+    c.extends[rtmr].push_back(d);
+    ++line;
+    start = end + 1;
+  }
+  return c;
+}
+
 Result<Continuation> ParseImaLog(ByteSpan data) {
   if (data.size() > kMaxImaLogBytes)
     return Error{"IMA log: " + std::to_string(data.size()) + " bytes, more than the " +
                  std::to_string(kMaxImaLogBytes) + " accepted"};
+  // The binary form starts with a little-endian PCR of at most 15; the text form with a digit.
+  if (!data.empty() && data[0] >= '0' && data[0] <= '9') return ParseImaAsciiLog(AsString(data));
   Continuation c;
   c.source = "ima";
   ByteReader r(data, "IMA log");

@@ -27,8 +27,10 @@ struct Continuation {
   std::array<std::vector<evidence::Sha384Digest>, 4> extends;
   std::string source;  // "ima", named in verdict reasons
 };
-// IMA's binary log, SHA-384 bank: per entry PCR u32, template digest (48 bytes), template name
-// (u32 length + text), template data (u32 length + bytes). Bounded like ParseEventLog.
+// IMA's log, SHA-384 bank, in either form securityfs gives it: binary_runtime_measurements_sha384
+// (per entry PCR u32, template digest (48 bytes), template name (u32 length + text), template data
+// (u32 length + bytes)) or ascii_runtime_measurements_sha384 (per line "PCR HASH NAME ..."). A
+// violation (zero digest) extends all ones, as Linux does. Bounded like ParseEventLog.
 Result<Continuation> ParseImaLog(ByteSpan data);
 
 enum class Verdict {

@@ -9,6 +9,7 @@
 #include "common/file.h"
 #include "common/hex.h"
 #include "common/openssl.h"
+#include "eventlog/builder.h"
 #include "verify/tcb_info.h"
 
 namespace tdxvirt::service {
@@ -284,6 +285,16 @@ bool CmdlineMatches(const eventlog::MeasuredItem& c, const std::string& want) {
          c.text->compare(want.size(), std::string::npos, kDirectBootInitrd) == 0;
 }
 
+// True when `digest` is the Linux stub's measurement of `want` as load options: UTF-16LE with a
+// NUL, as given, or as OVMF passes a direct boot with an initrd (+ " initrd=initrd").
+bool StubDigestMatches(const evidence::Sha384Digest& digest, const std::string& want) {
+  for (bool initrd : {false, true}) {
+    auto options = eventlog::DirectBootLoadOptions(want, initrd);
+    if (options.ok() && ossl::Sha384(*options) == digest) return true;
+  }
+  return false;
+}
+
 // True when the register event `n` extends is confirmed by the quote (verdict match); otherwise
 // adds why a value measured by that event cannot count.
 bool Confirmed(const MeasuredBoot& mb, size_t n, const std::string& key, std::vector<std::string>& r) {
@@ -343,7 +354,17 @@ void EvaluateMeasuredBoot(const Policy& p, const MeasuredBoot* mb, std::vector<s
       r.push_back("cmdline: the event log measures no command line");
     } else if (Confirmed(*mb, s.cmdline->event, "cmdline", r)) {
       const auto& c = *s.cmdline;
-      if (c.binding != eventlog::Binding::kBound || !c.text) {
+      if ((c.binding != eventlog::Binding::kBound || !c.text) && c.source == "efi-stub") {
+        // Linux's stub logs only the tag's name; its digest covers the load options, so a pinned
+        // text is checked by hashing it as the stub would have seen it.
+        if (std::none_of(p.cmdline.begin(), p.cmdline.end(), [&](const std::string& want) {
+              return StubDigestMatches(c.digest, want);
+            })) {
+          r.push_back("cmdline: " + mb->Describe(c.event) + " measured " + ToHex(c.digest) +
+                      ", the digest of none of the allowed command lines (as UTF-16LE load options, "
+                      "with or without \" initrd=initrd\")");
+        }
+      } else if (c.binding != eventlog::Binding::kBound || !c.text) {
         r.push_back("cmdline: " + mb->Describe(c.event) + " measured the command line as an opaque digest " +
                     ToHex(c.digest) + ", which no text can be checked against; pin cmdline_digest instead");
       } else if (std::none_of(p.cmdline.begin(), p.cmdline.end(), [&](const std::string& want) {

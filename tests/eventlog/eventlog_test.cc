@@ -454,6 +454,23 @@ TEST(EventLogJudge, ImaContinuationExplainsRtmr2) {
   EXPECT_NE(cut.error().find("the IMA log is truncated"), std::string::npos) << cut.error();
   Bytes bad_pcr = ImaEntry(0, d1, "ima-ng", "");
   EXPECT_NE(ParseImaLog(bad_pcr).error().find("PCR 0 has no RTMR"), std::string::npos);
+
+  // The same entries as ascii_runtime_measurements_sha384 give the same continuation.
+  std::string ascii = "10 " + ToHex(d1) + " ima-ng sha384:" + ToHex(d1) + " boot_aggregate\n" +
+                      "10 " + ToHex(d2) + " ima-ng sha384:" + ToHex(d2) + " /usr/bin/init\n" +
+                      "10 " + ToHex(evidence::Sha384Digest{}) + " ima-ng sha384:" +
+                      ToHex(evidence::Sha384Digest{}) + " /tmp/violation\n";
+  auto text = ParseImaLog(AsBytes(ascii));
+  ASSERT_TRUE(text.ok()) << text.error();
+  EXPECT_EQ(text->extends[2], cont->extends[2]);
+  EXPECT_EQ(Judge(r, quote, &*text)[2].verdict, Verdict::kMatch);
+  // The sha1 file (40 hex digits) and a PCR without an RTMR are refused, naming the line.
+  EXPECT_EQ(ParseImaLog(AsBytes("10 " + std::string(40, 'a') + " ima-ng x\n")).error(),
+            "IMA log: line 1 (offset 0): the template hash has 40 characters, not 96 hex digits of "
+            "SHA-384; supply ascii_runtime_measurements_sha384 (the sha1 file cannot extend an RTMR)");
+  EXPECT_EQ(ParseImaLog(AsBytes("10 " + ToHex(d1) + " ima-ng x\n16 " + ToHex(d1) + " ima-ng y\n")).error(),
+            "IMA log: line 2 (offset 109): PCR 16 has no RTMR (UEFI 2.10 38.4.1 maps PCR 1-15)");
+  EXPECT_NE(ParseImaLog(AsBytes("10\n")).error().find("expected \"PCR TEMPLATE-HASH"), std::string::npos);
 }
 
 // --- Synthetic negatives: each breaks one rule of ParseEventLog ---

@@ -99,30 +99,54 @@ TEST(MeasuredBootPolicy, SecureBootPinNeedsTheVariableMeasured) {
             std::vector<std::string>{"secure_boot: the event log does not measure the SecureBoot variable"});
 }
 
-TEST(MeasuredBootPolicy, OpaqueCommandLineNeverSatisfiesATextPin) {
+TEST(MeasuredBootPolicy, TextPinIsCheckedAgainstTheStubsDigest) {
   // The stub as Linux writes it: the tag's data is its name, the digest covers the load options.
   eventlog::EventLogBuilder b;
   std::string name("LOADED_IMAGE::LoadOptions\0", 26);
-  auto options = *eventlog::DirectBootLoadOptions("console=hvc0", false);
+  auto options = *eventlog::DirectBootLoadOptions("console=hvc0", true);
   b.AddTag(3, eventlog::kTagLoadOptions, AsBytes(name), ossl::Sha384(options));
   auto mb = Appraised(b);
   ASSERT_TRUE(mb.summary.cmdline.has_value());
   evidence::TdQuoteBody body{};
+  // The text as given to QEMU's -append: hashed as the stub saw it (with " initrd=initrd").
   auto text = ParsePolicy(kId + "cmdline: console=hvc0\n");
   ASSERT_TRUE(text.ok());
-  EXPECT_EQ(EvaluatePolicy(*text, body, "UpToDate", &mb),
+  EXPECT_TRUE(EvaluatePolicy(*text, body, "UpToDate", &mb).empty());
+  auto other = ParsePolicy(kId + "cmdline: [console=ttyS0, \"console=hvc0 debug\"]\n");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(EvaluatePolicy(*other, body, "UpToDate", &mb),
             std::vector<std::string>{
-                "cmdline: event 1 (EV_EVENT_TAG LOADED_IMAGE::LoadOptions, RTMR2, offset 65) measured the command "
-                "line as an opaque digest " + ToHex(ossl::Sha384(options)) +
-                ", which no text can be checked against; pin cmdline_digest instead"});
-  // Its digest pin does match.
+                "cmdline: event 1 (EV_EVENT_TAG LOADED_IMAGE::LoadOptions, RTMR2, offset 65) measured " +
+                ToHex(ossl::Sha384(options)) +
+                ", the digest of none of the allowed command lines (as UTF-16LE load options, with or "
+                "without \" initrd=initrd\")"});
+  // Its digest pin matches too.
   auto digest = ParsePolicy(kId + "cmdline_digest: " + ToHex(ossl::Sha384(options)) + "\n");
   ASSERT_TRUE(digest.ok());
   EXPECT_TRUE(EvaluatePolicy(*digest, body, "UpToDate", &mb).empty());
-  // The claim says so: opaque, no text.
+  // The claim says what the log holds: opaque, no text.
   auto claim = MeasuredBootClaim(mb);
   EXPECT_EQ(claim["cmdline"]["binding"], "opaque");
   EXPECT_EQ(claim["cmdline"]["text"], nullptr);
+}
+
+TEST(MeasuredBootPolicy, OpaqueUkiCommandLineIsNoTextPin) {
+  // An opaque command line from another source (a UKI's .cmdline section content) cannot be
+  // checked against a text: the reason says to pin the digest.
+  eventlog::EventLogBuilder b;
+  // systemd-stub: the section name in UTF-16 as data, measured by name, then by content.
+  auto name = *eventlog::Utf16LeWithNul(".cmdline");
+  b.Add(3, eventlog::kEvIpl, ossl::Sha384(AsBytes(std::string_view(".cmdline\0", 9))), name);
+  b.Add(3, eventlog::kEvIpl, ossl::Sha384(AsBytes("console=hvc0")), name);
+  auto mb = Appraised(b);
+  ASSERT_TRUE(mb.summary.cmdline.has_value());
+  ASSERT_EQ(mb.summary.cmdline->source, "uki");
+  evidence::TdQuoteBody body{};
+  auto text = ParsePolicy(kId + "cmdline: console=hvc0\n");
+  ASSERT_TRUE(text.ok());
+  auto reasons = EvaluatePolicy(*text, body, "UpToDate", &mb);
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_NE(reasons[0].find("pin cmdline_digest instead"), std::string::npos) << reasons[0];
 }
 
 TEST(MeasuredBootPolicy, TextPinMatchesOnlyTheWholeCommandLine) {
