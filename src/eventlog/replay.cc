@@ -15,13 +15,20 @@ void Extend(evidence::Sha384Digest& r, const evidence::Sha384Digest& d) {
   r = ossl::Sha384(buf);
 }
 
-// IMA extends PCRs; UEFI 2.10 §38.4.1 maps PCR 1,7 -> RTMR0, 2-6 -> RTMR1, 8-15 -> RTMR2.
-int RtmrOfPcr(uint32_t pcr) {
-  if (pcr == 1 || pcr == 7) return 0;
-  if (pcr >= 2 && pcr <= 6) return 1;
-  if (pcr >= 8 && pcr <= 15) return 2;
+// The register an IMA entry extends. Two kernels write IMA logs in a TD:
+// - IMA on a TPM-like CC measurement: the entry names a PCR, which Linux's Kconfig confines to
+//   8..14 (IMA_MEASURE_PCR_IDX, default 10); UEFI 2.10 §38.4.1 maps PCR 8-15 to RTMR2.
+// - Intel's IMA-on-RTMR patches ("change the default index to store measurement from 10 to 2"):
+//   the entry names the RTMR itself, 0..3.
+// The two ranges do not overlap, so the index tells which.
+int RtmrOfImaIndex(uint32_t index) {
+  if (index <= 3) return int(index);
+  if (index >= 8 && index <= 15) return 2;
   return -1;
 }
+constexpr const char* kImaIndexRule =
+    " names no RTMR (an RTMR index 0-3, as Intel's IMA-on-RTMR kernels write, or a PCR 8-15, "
+    "which UEFI 2.10 38.4.1 maps to RTMR2)";
 
 constexpr size_t kMaxImaLogBytes = 64 << 20;
 constexpr uint32_t kMaxImaTemplateName = 255;  // TCG_EVENT_NAME_LEN_MAX in Linux
@@ -48,8 +55,12 @@ Result<Continuation> ParseImaAsciiLog(std::string_view text) {
     size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
     std::string_view l = text.substr(start, end - start);
+    // Linux prints the index as "%2d ": one digit comes with a leading space.
+    size_t lead = l.find_first_not_of(' ');
+    size_t line_start = start;
+    if (lead != std::string_view::npos && lead <= 1) l.remove_prefix(lead);
     auto where = [&] {
-      return "IMA log: line " + std::to_string(line + 1) + " (offset " + std::to_string(start) + "): ";
+      return "IMA log: line " + std::to_string(line + 1) + " (offset " + std::to_string(line_start) + "): ";
     };
     size_t sp1 = l.find(' ');
     size_t sp2 = sp1 == std::string_view::npos ? sp1 : l.find(' ', sp1 + 1);
@@ -62,10 +73,8 @@ Result<Continuation> ParseImaAsciiLog(std::string_view text) {
         pcr_text.find_first_not_of("0123456789") != std::string_view::npos)
       return Error{where() + "PCR \"" + std::string(pcr_text.substr(0, 8)) + "\" is not a number"};
     for (char ch : pcr_text) pcr = pcr * 10 + uint32_t(ch - '0');
-    int rtmr = RtmrOfPcr(pcr);
-    if (rtmr < 0)
-      return Error{where() + "PCR " + std::to_string(pcr) +
-                   " has no RTMR (UEFI 2.10 38.4.1 maps PCR 1-15)"};
+    int rtmr = RtmrOfImaIndex(pcr);
+    if (rtmr < 0) return Error{where() + "index " + std::to_string(pcr) + kImaIndexRule};
     auto digest = FromHex(hash);
     if (!digest.ok() || digest->size() != 48)
       return Error{where() + "the template hash has " + std::to_string(hash.size()) +
@@ -85,8 +94,10 @@ Result<Continuation> ParseImaLog(ByteSpan data) {
   if (data.size() > kMaxImaLogBytes)
     return Error{"IMA log: " + std::to_string(data.size()) + " bytes, more than the " +
                  std::to_string(kMaxImaLogBytes) + " accepted"};
-  // The binary form starts with a little-endian PCR of at most 15; the text form with a digit.
-  if (!data.empty() && data[0] >= '0' && data[0] <= '9') return ParseImaAsciiLog(AsString(data));
+  // The binary form starts with a little-endian index of at most 15; the text form with a digit
+  // or, for a one-digit index, a space.
+  if (!data.empty() && ((data[0] >= '0' && data[0] <= '9') || data[0] == ' '))
+    return ParseImaAsciiLog(AsString(data));
   Continuation c;
   c.source = "ima";
   ByteReader r(data, "IMA log");
@@ -98,11 +109,10 @@ Result<Continuation> ParseImaLog(ByteSpan data) {
         return "IMA log: entry " + std::to_string(entry) + " (offset " + std::to_string(start) + "): ";
       };
       uint32_t pcr = r.U32("PCR");
-      int rtmr = RtmrOfPcr(pcr);
+      int rtmr = RtmrOfImaIndex(pcr);
       if (rtmr < 0)
-        return Error{where() + "PCR " + std::to_string(pcr) +
-                     " has no RTMR (UEFI 2.10 38.4.1 maps PCR 1-15); supply "
-                     "binary_runtime_measurements_sha384"};
+        return Error{where() + "index " + std::to_string(pcr) + kImaIndexRule +
+                     "; supply binary_runtime_measurements_sha384"};
       evidence::Sha384Digest d;
       r.Read(d, "template digest");
       size_t name_off = r.offset();

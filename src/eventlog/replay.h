@@ -21,8 +21,8 @@ struct Replayed {
 };
 Replayed Replay(const EventLog& log);
 
-// Measurements made after the log was written, replayed on top of it: e.g. IMA's
-// binary_runtime_measurements_sha384 (PCR 10 -> RTMR2, by the CC-MR mapping of UEFI 2.10 §38.4.1).
+// Measurements made after the log was written, replayed on top of it: e.g. IMA's log (index 2,
+// Intel's IMA-on-RTMR kernels, or PCR 10 by the CC-MR mapping of UEFI 2.10 §38.4.1: RTMR2).
 struct Continuation {
   std::array<std::vector<evidence::Sha384Digest>, 4> extends;
   std::string source;  // "ima", named in verdict reasons

@@ -452,8 +452,17 @@ TEST(EventLogJudge, ImaContinuationExplainsRtmr2) {
   auto cut = ParseImaLog(ByteSpan(ima).first(ima.size() - 3));
   ASSERT_FALSE(cut.ok());
   EXPECT_NE(cut.error().find("the IMA log is truncated"), std::string::npos) << cut.error();
-  Bytes bad_pcr = ImaEntry(0, d1, "ima-ng", "");
-  EXPECT_NE(ParseImaLog(bad_pcr).error().find("PCR 0 has no RTMR"), std::string::npos);
+  // Index 4-7 is neither an RTMR nor a PCR IMA may use (Kconfig: 8-14).
+  Bytes bad_pcr = ImaEntry(5, d1, "ima-ng", "");
+  EXPECT_EQ(ParseImaLog(bad_pcr).error(),
+            "IMA log: entry 0 (offset 0): index 5 names no RTMR (an RTMR index 0-3, as Intel's "
+            "IMA-on-RTMR kernels write, or a PCR 8-15, which UEFI 2.10 38.4.1 maps to RTMR2); supply "
+            "binary_runtime_measurements_sha384");
+  // Intel's IMA-on-RTMR kernels log the RTMR index itself: 2 is RTMR2, not PCR 2 (RTMR1).
+  auto rtmr_form = ParseImaLog(ImaEntry(2, d1, "ima-ng", "data1"));
+  ASSERT_TRUE(rtmr_form.ok()) << rtmr_form.error();
+  EXPECT_EQ(rtmr_form->extends[2], std::vector<evidence::Sha384Digest>{d1});
+  EXPECT_TRUE(rtmr_form->extends[1].empty());
 
   // The same entries as ascii_runtime_measurements_sha384 give the same continuation.
   std::string ascii = "10 " + ToHex(d1) + " ima-ng sha384:" + ToHex(d1) + " boot_aggregate\n" +
@@ -469,7 +478,12 @@ TEST(EventLogJudge, ImaContinuationExplainsRtmr2) {
             "IMA log: line 1 (offset 0): the template hash has 40 characters, not 96 hex digits of "
             "SHA-384; supply ascii_runtime_measurements_sha384 (the sha1 file cannot extend an RTMR)");
   EXPECT_EQ(ParseImaLog(AsBytes("10 " + ToHex(d1) + " ima-ng x\n16 " + ToHex(d1) + " ima-ng y\n")).error(),
-            "IMA log: line 2 (offset 109): PCR 16 has no RTMR (UEFI 2.10 38.4.1 maps PCR 1-15)");
+            "IMA log: line 2 (offset 109): index 16 names no RTMR (an RTMR index 0-3, as Intel's "
+            "IMA-on-RTMR kernels write, or a PCR 8-15, which UEFI 2.10 38.4.1 maps to RTMR2)");
+  // Linux prints the index as "%2d": " 2 <hash> ..." is RTMR2 in the ASCII form too.
+  auto padded = ParseImaLog(AsBytes(" 2 " + ToHex(d1) + " ima-ng sha384:" + ToHex(d1) + " boot_aggregate\n"));
+  ASSERT_TRUE(padded.ok()) << padded.error();
+  EXPECT_EQ(padded->extends[2], std::vector<evidence::Sha384Digest>{d1});
   EXPECT_NE(ParseImaLog(AsBytes("10\n")).error().find("expected \"PCR TEMPLATE-HASH"), std::string::npos);
 }
 
