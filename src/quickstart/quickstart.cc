@@ -360,11 +360,11 @@ void Quickstart::StepPlatform() {
   Must(service::ParsePolicy(policy, "quickstart policy"), "policy");
   WriteText(policy_dir / (policy_name_ + ".yaml"), policy);
 
-  // The measured-boot policy: the same TD, and the kernel and command line it boots with, as
-  // reference values computed ahead of time. The command line's is what `tdxvirt measure
-  // --cmdline` prints: SHA-384 of the load options OVMF hands the kernel (UTF-16LE), which the
-  // Linux EFI stub measures; the stub logs only that digest, so it is pinned as cmdline_digest.
-  // The kernel's is the simulator's stand-in for its Authenticode hash.
+  // The measured-boot policy: the same TD, and the kernel and command line it boots with, in the
+  // owner's terms. The command line is pinned as text: the Linux EFI stub logs only the digest of
+  // the load options OVMF hands the kernel (UTF-16LE), and the service hashes the pinned text the
+  // same way (`tdxvirt measure --cmdline` prints that digest, kept here to check the claim). The
+  // kernel's is the simulator's stand-in for its Authenticode hash.
   {
     simulator::TdDomain owner;
     owner.kernel = mb_kernel_;
@@ -375,7 +375,7 @@ void Quickstart::StepPlatform() {
                                                       mb_cmdline_ + "\"").dump() +
                      "\ntcb_status: [UpToDate]\nmrtd: " + ToHex(mrtd_) + "\nallow_debug: false\n" +
                      "kernel_digest: " + ToHex(mb_kernel_digest_) + "\n" +
-                     "cmdline_digest: " + ToHex(mb_cmdline_digest_) + "\n";
+                     "cmdline: " + nlohmann::json(mb_cmdline_).dump() + "\n";
     Must(service::ParsePolicy(mb, "measured-boot policy"), "measured-boot policy");
     WriteText(policy_dir / "quickstart-measured-boot.yaml", mb);
   }
@@ -796,7 +796,8 @@ void Quickstart::StepMeasuredBoot() {
                               {"cmdline", mb_cmdline_},
                               {"policy", mb_policy_id_},
                               {"pinned", {{"kernel_digest", ToHex(mb_kernel_digest_)},
-                                          {"cmdline_digest", ToHex(mb_cmdline_digest_)}}},
+                                          {"cmdline", mb_cmdline_}}},
+                              {"cmdline_digest", ToHex(mb_cmdline_digest_)},
                               {"claim", mb},
                               {"ccel", (dir_ / "td-measured-acpi").string()},
                               {"token", (dir_ / "token-measured-boot.jwt").string()},
@@ -868,7 +869,7 @@ void Quickstart::PrintReport(std::ostream& out, bool ok) {
     out << "  measured boot    " << str(m["kernel"]) << " \"" << str(m["cmdline"]) << "\": rtmr0-2 "
         << str(claim["rtmrs"].value("rtmr0", "")) << "/" << str(claim["rtmrs"].value("rtmr1", "")) << "/"
         << str(claim["rtmrs"].value("rtmr2", "")) << ", kernel and command line as pinned\n"
-        << "                   command line digest " << str(m["pinned"]["cmdline_digest"]).substr(0, 32)
+        << "                   command line digest " << str(m["cmdline_digest"]).substr(0, 32)
         << "... (event " << claim["cmdline"].value("event", 0) << ")\n"
         << "  refused          " << str(m["refused"]["case"]) << ": "
         << str(m["refused"]["reason"]).substr(0, 200) << "\n";
