@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets with clang and fuzzes one of them.
 # Usage: scripts/fuzz.sh TARGET [SECONDS]
 #   TARGET: quote | td_report | collateral | qgs_message | tdvf | service | kubevirt_review |
-#           kubevirt_domain | node_host | all (each target SECONDS in turn)
+#           kubevirt_domain | node_host | http | tokenpki | token_chain | eventlog | authenticode |
+#           all (each target SECONDS in turn)
 # Seeds come from ../shared/testdata and tests/*/seeds; the corpus grows in fuzz-corpus/TARGET.
 # A crash leaves crash-* / leak-* / timeout-* in the current directory and a non-zero exit.
 set -euo pipefail
@@ -10,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 target="${1:?usage: scripts/fuzz.sh TARGET [SECONDS]}"
 seconds="${2:-60}"
-all_targets=(quote td_report collateral qgs_message tdvf service kubevirt_review kubevirt_domain node_host http)
+all_targets=(quote td_report collateral qgs_message tdvf service kubevirt_review kubevirt_domain node_host http
+  tokenpki token_chain eventlog authenticode)
 if [[ "$target" == "all" ]]; then
   for t in "${all_targets[@]}"; do "$0" "$t" "$seconds"; done
   exit 0
@@ -20,6 +22,7 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz --target "fuzz_${target}"
 
 corpus="fuzz-corpus/${target}"
+max_len=32768
 mkdir -p "$corpus"
 shared="${TDXVIRT_SHARED_DIR:-../shared}"
 case "$target" in
@@ -46,10 +49,22 @@ case "$target" in
     cp -n tests/node/seeds/* "$shared"/testdata/kubevirt/domcapabilities/domcapabilities_tdx.xml "$corpus/" || true ;;
   http)
     cp -n tests/http/seeds/* "$corpus/" || true ;;
+  tokenpki)
+    cp -n tests/tokenpki/seeds/* "$corpus/" || true ;;
+  token_chain)
+    cp -n tests/service/token_chain_seeds/* "$corpus/" || true ;;
+  eventlog)
+    max_len=65536  # a real log up to its fill (the largest here is 50 KiB)
+    cp -n tests/eventlog/seeds/*.bin "$corpus/" || true
+    for l in "$shared"/testdata/eventlogs/*/ccel.bin; do
+      cp -n "$l" "$corpus/seed-$(basename "$(dirname "$l")")" || true
+    done ;;
+  authenticode)
+    cp -n tests/measure/seeds/*.bin "$corpus/" || true ;;
   *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 if [[ "$target" == "td_report" ]]; then
   # A TDREPORT seed: report type TDX, the rest zero.
   printf '\x81' > "$corpus/seed-tdreport"; head -c 1023 /dev/zero >> "$corpus/seed-tdreport"
 fi
-"build-fuzz/fuzz/fuzz_${target}" -max_total_time="$seconds" -max_len=32768 -print_final_stats=1 "$corpus"
+"build-fuzz/fuzz/fuzz_${target}" -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 "$corpus"
