@@ -6,14 +6,15 @@
 #include "common/openssl.h"
 
 namespace tdxvirt::eventlog {
-namespace {
 
-void Extend(evidence::Sha384Digest& r, const evidence::Sha384Digest& d) {
+void ExtendRtmr(evidence::Sha384Digest& rtmr, const evidence::Sha384Digest& digest) {
   ByteArray<96> buf;
-  std::copy(r.begin(), r.end(), buf.begin());
-  std::copy(d.begin(), d.end(), buf.begin() + 48);
-  r = ossl::Sha384(buf);
+  std::copy(rtmr.begin(), rtmr.end(), buf.begin());
+  std::copy(digest.begin(), digest.end(), buf.begin() + 48);
+  rtmr = ossl::Sha384(buf);
 }
+
+namespace {
 
 // The register an IMA entry extends. Two kernels write IMA logs in a TD:
 // - IMA on a TPM-like CC measurement: the entry names a PCR, which Linux's Kconfig confines to
@@ -40,7 +41,7 @@ Replayed Replay(const EventLog& log) {
   Replayed out;
   for (const auto& e : log.events) {
     if (e.number == 0 || e.type == kEvNoAction || e.mr_index < 1 || e.mr_index > 4) continue;
-    Extend(out.rtmrs[e.mr_index - 1], e.sha384);
+    ExtendRtmr(out.rtmrs[e.mr_index - 1], e.sha384);
     ++out.extends[e.mr_index - 1];
   }
   return out;
@@ -160,7 +161,7 @@ std::array<RegisterVerdict, 4> Judge(const Replayed& log, const Rtmrs& quote,
     size_t extends = log.extends[i];
     size_t more = 0;
     if (continuation) {
-      for (const auto& d : continuation->extends[i]) Extend(v.replayed, d);
+      for (const auto& d : continuation->extends[i]) ExtendRtmr(v.replayed, d);
       more = continuation->extends[i].size();
     }
     std::string name = "rtmr" + std::to_string(i);

@@ -15,6 +15,10 @@ namespace tdxvirt::eventlog {
 
 using Rtmrs = std::array<evidence::Sha384Digest, 4>;
 
+// TDG.MR.RTMR.EXTEND: rtmr = SHA-384(rtmr || digest). The one definition the replay, the log
+// writer and the simulated TD share.
+void ExtendRtmr(evidence::Sha384Digest& rtmr, const evidence::Sha384Digest& digest);
+
 struct Replayed {
   Rtmrs rtmrs{};
   std::array<size_t, 4> extends{};  // events replayed into each register

@@ -109,83 +109,73 @@ Result<TdDomain> ReadTdDomain(std::string_view domain_xml) {
 
 namespace {
 
-void Le16(Bytes& out, uint16_t v) {
-  for (int i = 0; i < 2; ++i) out.push_back(uint8_t(v >> (8 * i)));
-}
-void Le32(Bytes& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(uint8_t(v >> (8 * i)));
-}
-void Le64(Bytes& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(uint8_t(v >> (8 * i)));
-}
-void Append(Bytes& out, std::initializer_list<uint8_t> bytes) { out.insert(out.end(), bytes); }
-void Append(Bytes& out, ByteSpan bytes) { out.insert(out.end(), bytes.begin(), bytes.end()); }
 // ASCII as UTF-16LE, without a terminator unless the text has one.
 Bytes Ucs2(std::string_view ascii) {
-  Bytes out;
-  for (char c : ascii) Le16(out, uint8_t(c));
-  return out;
+  ByteWriter out;
+  for (char c : ascii) out.U16(uint8_t(c));
+  return out.Finish();
 }
 
 // EFI GUIDs in their in-memory byte order.
-constexpr std::initializer_list<uint8_t> kEfiGlobalVariable = {  // 8be4df61-93ca-11d2-aa0d-00e098032b8c
+constexpr ByteArray<16> kEfiGlobalVariable = {  // 8be4df61-93ca-11d2-aa0d-00e098032b8c
     0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c};
-constexpr std::initializer_list<uint8_t> kImageSecurityDatabase = {  // d719b2cb-3d3a-4596-a3bc-dad00e67656f
+constexpr ByteArray<16> kImageSecurityDatabase = {  // d719b2cb-3d3a-4596-a3bc-dad00e67656f
     0xcb, 0xb2, 0x19, 0xd7, 0x3a, 0x3d, 0x96, 0x45, 0xa3, 0xbc, 0xda, 0xd0, 0x0e, 0x67, 0x65, 0x6f};
-constexpr std::initializer_list<uint8_t> kTdHobGuid = {  // the TD HOB list, as TDVF names it
+constexpr ByteArray<16> kTdHobGuid = {  // the TD HOB list, as TDVF names it
     0xaf, 0x96, 0xbb, 0x93, 0xf2, 0xb9, 0xb8, 0x4e, 0x94, 0x62, 0xe0, 0xba, 0x74, 0x56, 0x42, 0x36};
-constexpr std::initializer_list<uint8_t> kQemuKernelLoaderFsGuid = {  // 1428f772-b64a-441e-b8c3-9ebdd7f893c7
+constexpr ByteArray<16> kQemuKernelLoaderFsGuid = {  // 1428f772-b64a-441e-b8c3-9ebdd7f893c7
     0x72, 0xf7, 0x28, 0x14, 0x4a, 0xb6, 0x1e, 0x44, 0xb8, 0xc3, 0x9e, 0xbd, 0xd7, 0xf8, 0x93, 0xc7};
-constexpr std::initializer_list<uint8_t> kOvmfFvGuid = {  // 7cb8bdc9-f8eb-4f34-aaea-3ee4af6516a1
+constexpr ByteArray<16> kOvmfFvGuid = {  // 7cb8bdc9-f8eb-4f34-aaea-3ee4af6516a1
     0xc9, 0xbd, 0xb8, 0x7c, 0xeb, 0xf8, 0x34, 0x4f, 0xaa, 0xea, 0x3e, 0xe4, 0xaf, 0x65, 0x16, 0xa1};
-constexpr std::initializer_list<uint8_t> kUiAppGuid = {  // 462caa21-7614-4503-836e-8ab6f4662331
+constexpr ByteArray<16> kUiAppGuid = {  // 462caa21-7614-4503-836e-8ab6f4662331
     0x21, 0xaa, 0x2c, 0x46, 0x14, 0x76, 0x03, 0x45, 0x83, 0x6e, 0x8a, 0xb6, 0xf4, 0x66, 0x23, 0x31};
 
 // UEFI_VARIABLE_DATA: VariableName GUID, UnicodeNameLength (chars), VariableDataLength, name, data.
-Bytes VariableData(std::initializer_list<uint8_t> guid, std::string_view name, ByteSpan value) {
-  Bytes out(guid);
-  Le64(out, name.size());
-  Le64(out, value.size());
-  Append(out, Ucs2(name));
-  Append(out, value);
-  return out;
+Bytes VariableData(const ByteArray<16>& guid, std::string_view name, ByteSpan value) {
+  ByteWriter out;
+  out.Put(guid);
+  out.U64(name.size());
+  out.U64(value.size());
+  out.Put(Ucs2(name));
+  out.Put(value);
+  return out.Finish();
 }
 
 // UEFI_IMAGE_LOAD_EVENT of the image QEMU's kernel loader file system hands OVMF for -kernel:
 // location, length, link-time address, device path (VenMedia(QEMU loader), File "kernel", End).
 Bytes KernelImageLoadEvent(uint64_t length) {
-  Bytes path;
-  Append(path, {0x04, 0x03, 0x14, 0x00});  // MEDIA_DEVICE_PATH / vendor, 20 bytes
-  Append(path, kQemuKernelLoaderFsGuid);
+  ByteWriter path;
+  path.Put(Bytes{0x04, 0x03, 0x14, 0x00});  // MEDIA_DEVICE_PATH / vendor, 20 bytes
+  path.Put(kQemuKernelLoaderFsGuid);
   Bytes name = Ucs2(std::string_view("kernel\0", 7));
-  Append(path, {0x04, 0x04});  // MEDIA_DEVICE_PATH / file path
-  Le16(path, uint16_t(4 + name.size()));
-  Append(path, name);
-  Append(path, {0x7f, 0xff, 0x04, 0x00});  // end of the device path
-  Bytes out;
-  Le64(out, 0x7a896018);  // ImageLocationInMemory (where OVMF loaded it; any address will do)
-  Le64(out, length);      // ImageLengthInMemory
-  Le64(out, 0);           // ImageLinkTimeAddress
-  Le64(out, path.size());
-  Append(out, path);
-  return out;
+  path.Put(Bytes{0x04, 0x04});  // MEDIA_DEVICE_PATH / file path
+  path.U16(uint16_t(4 + name.size()));
+  path.Put(name);
+  path.Put(Bytes{0x7f, 0xff, 0x04, 0x00});  // end of the device path
+  ByteWriter out;
+  out.U64(0x7a896018);  // ImageLocationInMemory (where OVMF loaded it; any address will do)
+  out.U64(length);      // ImageLengthInMemory
+  out.U64(0);           // ImageLinkTimeAddress
+  out.U64(path.bytes().size());
+  out.Put(path.bytes());
+  return out.Finish();
 }
 
 // Boot0000 as OVMF creates it for the UI application: EFI_LOAD_OPTION (active, category app),
 // description "UiApp", device path Fv(OVMF)/FvFile(UiApp).
 Bytes Boot0000Value() {
-  Bytes path;
-  Append(path, {0x04, 0x07, 0x14, 0x00});  // MEDIA_PIWG_FW_VOL
-  Append(path, kOvmfFvGuid);
-  Append(path, {0x04, 0x06, 0x14, 0x00});  // MEDIA_PIWG_FW_FILE
-  Append(path, kUiAppGuid);
-  Append(path, {0x7f, 0xff, 0x04, 0x00});
-  Bytes out;
-  Le32(out, 0x109);  // LOAD_OPTION_ACTIVE | LOAD_OPTION_CATEGORY_APP
-  Le16(out, uint16_t(path.size()));
-  Append(out, Ucs2(std::string_view("UiApp\0", 6)));
-  Append(out, path);
-  return out;
+  ByteWriter path;
+  path.Put(Bytes{0x04, 0x07, 0x14, 0x00});  // MEDIA_PIWG_FW_VOL
+  path.Put(kOvmfFvGuid);
+  path.Put(Bytes{0x04, 0x06, 0x14, 0x00});  // MEDIA_PIWG_FW_FILE
+  path.Put(kUiAppGuid);
+  path.Put(Bytes{0x7f, 0xff, 0x04, 0x00});
+  ByteWriter out;
+  out.U32(0x109);  // LOAD_OPTION_ACTIVE | LOAD_OPTION_CATEGORY_APP
+  out.U16(uint16_t(path.bytes().size()));
+  out.Put(Ucs2(std::string_view("UiApp\0", 6)));
+  out.Put(path.bytes());
+  return out.Finish();
 }
 
 evidence::Sha384Digest StandIn(const std::string& what) {
@@ -224,22 +214,22 @@ Result<SimulatedBoot> SimulateBoot(const TdDomain& d, ByteSpan firmware) {
   // RTMR0: the TD HOB TDVF hands on (stand-in digest: the real one hashes the HOB list, which
   // depends on vCPUs and memory).
   {
-    Bytes data;
-    data.push_back(9);
-    Append(data, AsBytes(std::string_view("TdxTable\0", 9)));
-    Le64(data, 1);  // NumberOfTables
-    Append(data, kTdHobGuid);
-    Le64(data, td_hob_address);
+    ByteWriter data;
+    data.Put(Bytes{9});
+    data.Put(AsBytes(std::string_view("TdxTable\0", 9)));
+    data.U64(1);  // NumberOfTables
+    data.Put(kTdHobGuid);
+    data.U64(td_hob_address);
     b.Add(1, el::kEvEfiHandoffTables2,
           StandIn("TD HOB: vcpus=" + std::to_string(d.vcpus) + " memory_kib=" + std::to_string(d.memory_kib)),
-          data);
+          data.bytes());
   }
   // RTMR0: the configuration firmware volume, SHA-384 of its bytes in the image.
   {
     std::string desc("Fv(XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)\0", 41);
-    Bytes data;
-    data.push_back(uint8_t(desc.size()));
-    Append(data, AsBytes(desc));
+    ByteWriter data;
+    data.Put(Bytes{uint8_t(desc.size())});
+    data.Put(AsBytes(desc));
     evidence::Sha384Digest digest = StandIn("CFV: none in " + d.loader);
     uint64_t base = 0xffc00000, length = 0x84000;
     if (cfv) {
@@ -247,9 +237,9 @@ Result<SimulatedBoot> SimulateBoot(const TdDomain& d, ByteSpan firmware) {
       base = cfv->memory_address;
       length = cfv->raw_data_size;
     }
-    Le64(data, base);
-    Le64(data, length);
-    b.Add(1, el::kEvEfiPlatformFirmwareBlob2, digest, data);
+    data.U64(base);
+    data.U64(length);
+    b.Add(1, el::kEvEfiPlatformFirmwareBlob2, digest, data.bytes());
   }
   // RTMR0: the Secure Boot variables, digest over the whole UEFI_VARIABLE_DATA (bound).
   // secure='yes' sets SecureBoot to 1; PK, KEK, db and dbx stay empty (a stand-in: a real

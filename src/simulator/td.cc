@@ -4,6 +4,7 @@
 
 #include "common/file.h"
 #include "common/hex.h"
+#include "eventlog/replay.h"
 #include "common/openssl.h"
 
 namespace tdxvirt::simulator {
@@ -73,10 +74,7 @@ Result<TdConfig> LoadTdConfigFile(const std::string& path) {
 Status SimTd::ExtendRtmr(int index, const evidence::Sha384Digest& data) {
   if (index < 0 || index > 3)
     return Error{"RTMR index " + std::to_string(index) + " does not exist; TDs have RTMR0..RTMR3"};
-  ByteArray<96> buf;
-  std::copy(config_.td.rtmr[index].begin(), config_.td.rtmr[index].end(), buf.begin());
-  std::copy(data.begin(), data.end(), buf.begin() + 48);
-  config_.td.rtmr[index] = ossl::Sha384(buf);
+  eventlog::ExtendRtmr(config_.td.rtmr[index], data);
   return OkStatus();
 }
 
