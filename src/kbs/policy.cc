@@ -40,8 +40,11 @@ bool IsUuid(const std::string& s) {
   return true;
 }
 
-// A short, bounded rendering of a JSON value for messages.
+// A short, bounded rendering of a JSON value for messages. Containers are named, not dumped:
+// dump() recurses, and a deeply nested value must not exhaust the stack.
 std::string Shown(const json& v) {
+  if (v.is_object()) return "an object";
+  if (v.is_array()) return "a list";
   std::string d = v.dump(-1, ' ', false, json::error_handler_t::replace);
   return d.size() > 120 ? d.substr(0, 117) + "..." : d;
 }
@@ -388,7 +391,7 @@ Result<TokenClaims> ClaimsFromToken(const json& claims) {
         const json& e = (*m)[i];
         std::string path = "policy_ids_matched[" + std::to_string(i) + "].id";
         if (!e.is_object() || !e.contains("id") || !e["id"].is_string())
-          Fail(path, "expected a UUID string, got " + Shown(e));
+          Fail(path, "expected a UUID string, got " + Shown(e.is_object() && e.contains("id") ? e["id"] : e));
         t.policy_ids_matched.push_back(Lower(e["id"].get<std::string>()));
       }
     }

@@ -199,7 +199,7 @@ TEST(ClaimsTest, TypeErrorsNameTheClaim) {
   p = PilotPayload();
   p["policy_ids_matched"] = json::array({{{"id", 1}}});
   EXPECT_EQ(ClaimsFromToken(p).error(),
-            "token claim policy_ids_matched[0].id: expected a UUID string, got {\"id\":1}");
+            "token claim policy_ids_matched[0].id: expected a UUID string, got 1");
   p = PilotPayload();
   p["exp"] = "soon";
   EXPECT_EQ(ClaimsFromToken(p).error(), "token claim exp: expected an integer claim, got \"soon\"");
@@ -208,6 +208,10 @@ TEST(ClaimsTest, TypeErrorsNameTheClaim) {
   EXPECT_EQ(ClaimsFromToken(p).error(), "token claim tdx_measured_boot: expected an object, got \"yes\"");
   EXPECT_EQ(ClaimsFromToken(json::array()).error(), "token claims: expected a JSON object");
   EXPECT_EQ(ClaimsFromToken(json{{"tdx", 1}}).error(), "token claim tdx: expected an object of TDX claims, got 1");
+  // A deeply nested value is named, not dumped (dump() recurses).
+  std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_EQ(ParseError(WithAttrs(R"({"mrtd":)" + deep + "}")),
+            "tdx.attributes.mrtd[0]: expected 96 hex digits (a SHA-384 measurement), got a list");
 }
 
 // ---------- evaluation ----------
