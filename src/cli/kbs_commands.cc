@@ -69,7 +69,7 @@ int RunServeKbs(const ServeKbsFlags& f) {
   o.trust_authority.trustauthority_api_url = f.ta_api_url;
   if (!f.ta_api_key_file.empty()) {
     auto key = ReadApiKey(f.ta_api_key_file);
-    if (!key.ok()) return InputError("--trustauthority-api-key-file: " + key.error());
+    if (!key.ok()) return InputError("--api-key-file: " + key.error());
     o.trust_authority.trustauthority_api_key = std::move(*key);
   }
   o.trust_authority.ca_file = f.ca_file;
@@ -138,7 +138,8 @@ void AddServeKbs(CLI::App& app, int& exit_code) {
   s->add_option("--trustauthority-url", f->ta_url, "attestation service base URL (JWKS at /certs)")->required();
   s->add_option("--trustauthority-api-url", f->ta_api_url,
                 "attestation API base URL for nonce and attest (default: --trustauthority-url)");
-  s->add_option("--trustauthority-api-key-file", f->ta_api_key_file, "file holding the x-api-key");
+  s->add_option("--api-key-file,--trustauthority-api-key-file", f->ta_api_key_file,
+                "file holding the attestation service's x-api-key (first non-comment line)");
   s->add_option("--ca-file", f->ca_file, "PEM bundle to trust for the attestation service and CDPs");
   s->add_flag("--allow-http", f->allow_http, "plain http attestation service URLs (loopback tests only)");
   s->add_option("--timeout", f->timeout_s, "seconds per attestation service request")->capture_default_str();
