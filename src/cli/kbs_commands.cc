@@ -138,7 +138,7 @@ void AddServeKbs(CLI::App& app, int& exit_code) {
   s->add_option("--trustauthority-url", f->ta_url, "attestation service base URL (JWKS at /certs)")->required();
   s->add_option("--trustauthority-api-url", f->ta_api_url,
                 "attestation API base URL for nonce and attest (default: --trustauthority-url)");
-  s->add_option("--api-key-file,--trustauthority-api-key-file", f->ta_api_key_file,
+  s->add_option("--trustauthority-api-key-file,--api-key-file", f->ta_api_key_file,
                 "file holding the attestation service's x-api-key (first non-comment line)");
   s->add_option("--ca-file", f->ca_file, "PEM bundle to trust for the attestation service and CDPs");
   s->add_flag("--allow-http", f->allow_http, "plain http attestation service URLs (loopback tests only)");
