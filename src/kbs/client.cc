@@ -168,8 +168,8 @@ Result<TransferResult> TransferWithEvidence(const KbsClientOptions& options, con
   if (first->status != 200) return Error{Refusal(*target, *first)};
   auto nonce_json = JsonObject(*target, *first, "nonce");
   if (!nonce_json.ok()) return Error{nonce_json.error()};
-  auto nonce = service::NonceFromJson(*nonce_json, "key broker nonce");
-  if (!nonce.ok()) return Error{nonce.error()};
+  auto nonce = service::NonceFromJson(*nonce_json, "nonce");
+  if (!nonce.ok()) return Error{"key broker " + target->origin + target->path + ": " + nonce.error()};
 
   // 2. The quote binds the nonce and the TD's key: SHA-512(val || iat || user_data), the
   //    attestation service's rule, which it checks before it issues the token the broker reads.
