@@ -1,6 +1,7 @@
 #include "kbs/client.h"
 
 #include <httplib.h>
+#include <openssl/evp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -106,7 +107,11 @@ Result<Answer> Post(const KbsClientOptions& o, const Target& t, const std::strin
     return Error{where + ": response larger than " + std::to_string(kMaxResponseBytes) + " bytes"};
   if (too_slow)
     return Error{where + ": no complete answer within " + std::to_string(o.timeout.count()) + " s"};
-  if (!ok) return Error{where + ": " + httplib::to_string(err)};
+  if (!ok)
+    return Error{where + ": " + httplib::to_string(err) +
+                 (err == httplib::Error::SSLServerVerification
+                      ? " (the broker's TLS certificate is not trusted: give its CA with --ca-file)"
+                      : "")};
   return Answer{res.status, std::move(received)};
 }
 
@@ -158,6 +163,12 @@ Result<TransferResult> TransferWithEvidence(const KbsClientOptions& options, con
   if (broker_status) *broker_status = 0;
   auto target = TransferTarget(options, key_id);
   if (!target.ok()) return Error{target.error()};
+  // Intel's KBS wraps only to an RSA modulus over 2048 bits: say so before a quote is spent.
+  if (!td_key || !EVP_PKEY_is_a(td_key, "RSA") || EVP_PKEY_get_bits(td_key) <= 2048)
+    return Error{"TD key: the broker wraps keys only to RSA keys over 2048 bits; this one is " +
+                 (td_key && EVP_PKEY_is_a(td_key, "RSA") ? "RSA-" + std::to_string(EVP_PKEY_get_bits(td_key))
+                                                         : std::string("not RSA")) +
+                 " (use RSA-3072, the default without --key)"};
   auto user_data = HeldDataForKey(td_key);
   if (!user_data.ok()) return Error{"TD key: " + user_data.error()};
 
