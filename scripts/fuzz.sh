@@ -3,6 +3,7 @@
 # Usage: scripts/fuzz.sh TARGET [SECONDS]
 #   TARGET: quote | td_report | collateral | qgs_message | tdvf | service | kubevirt_review |
 #           kubevirt_domain | node_host | http | tokenpki | token_chain | eventlog | authenticode |
+#           kbs_transfer |
 #           all (each target SECONDS in turn)
 # Seeds come from ../shared/testdata and tests/*/seeds; the corpus grows in fuzz-corpus/TARGET.
 # A crash leaves crash-* / leak-* / timeout-* in the current directory and a non-zero exit.
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 target="${1:?usage: scripts/fuzz.sh TARGET [SECONDS]}"
 seconds="${2:-60}"
 all_targets=(quote td_report collateral qgs_message tdvf service kubevirt_review kubevirt_domain node_host http
-  tokenpki token_chain eventlog authenticode)
+  tokenpki token_chain eventlog authenticode kbs_transfer)
 if [[ "$target" == "all" ]]; then
   for t in "${all_targets[@]}"; do "$0" "$t" "$seconds"; done
   exit 0
@@ -53,6 +54,8 @@ case "$target" in
     cp -n tests/tokenpki/seeds/* "$corpus/" || true ;;
   token_chain)
     cp -n tests/service/token_chain_seeds/* "$corpus/" || true ;;
+  kbs_transfer)
+    cp -n tests/kbs/seeds/* "$corpus/" || true ;;
   eventlog)
     max_len=65536  # a real log up to its fill (the largest here is 50 KiB)
     cp -n tests/eventlog/seeds/*.bin "$corpus/" || true

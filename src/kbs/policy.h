@@ -63,7 +63,9 @@ struct TokenClaims {
   std::optional<uint16_t> tdx_seamsvn;
   std::string attester_tcb_status;
   bool debug = false;  // tdx_td_attributes_debug or tdx_is_debuggable or dbgstat != "disabled"
-  std::vector<std::string> policy_ids_matched;  // ids of policy_ids_matched[]
+  std::vector<std::string> policy_ids_matched;  // ids of policy_ids_matched[] (lower case)
+  // The claim is present (even as []): Intel's rule then lets policy_ids alone decide its part.
+  bool has_policy_ids_matched = false;
   std::string attester_held_data;               // base64: the TD's public key
   nlohmann::json measured_boot;                 // tdx_measured_boot, null when absent
   std::string jti;
