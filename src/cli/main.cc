@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   AddTokenPkiCommands(app, exit_code);
   AddMeasureCommands(app, exit_code);
   AddEventlogCommands(app, exit_code);
+  AddKbsCommands(app, exit_code);
   AddKbsClientCommands(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -314,6 +314,24 @@ Result<std::string> TrustAuthorityClient::GetCerts() const {
   return r->body;
 }
 
+Result<TrustAuthorityClient::Response> TrustAuthorityClient::GetNonceV1(const std::string& request_id) const {
+  if (config_.trustauthority_api_url.empty()) return Error{"config: trustauthority_api_url is required"};
+  auto r = Do(config_.trustauthority_api_url, "GET", "/appraisal/v1/nonce", "", 4096, request_id, true);
+  if (!r.ok()) return Error{"nonce: " + r.error()};
+  return r;
+}
+
+Result<TrustAuthorityClient::Response> TrustAuthorityClient::AttestV1(const nlohmann::json& body,
+                                                                      const std::string& request_id) const {
+  if (config_.trustauthority_api_url.empty()) return Error{"config: trustauthority_api_url is required"};
+  auto r = Do(config_.trustauthority_api_url, "POST", "/appraisal/v1/attest", body.dump(), 64 << 10,
+              request_id, true);
+  if (!r.ok()) return Error{"attest: " + r.error()};
+  return r;
+}
+
+std::string ServiceErrorMessage(const std::string& body) { return ErrorMessage(body); }
+
 nlohmann::json BuildEvidence(ByteSpan quote, const VerifierNonce* nonce,
                              const TokenRequestOptions& o) {
   nlohmann::json tdx;

@@ -105,6 +105,13 @@ class TrustAuthorityClient {
                              ResponseIds* ids = nullptr) const;
   // GET {url}/certs (limit 64 KiB).
   Result<std::string> GetCerts() const;
+  // The v1 API as Intel's KBS calls it (go-connector v1.1.0): GET {api_url}/appraisal/v1/nonce and
+  // POST {api_url}/appraisal/v1/attest with the flat body {quote, verifier_nonce, runtime_data,
+  // policy_ids, event_log}. The answer is returned whatever its status, so that a broker can tell
+  // the service's refusal of the evidence (4xx) from its failure (5xx; transport errors are the
+  // Result's error).
+  Result<Response> GetNonceV1(const std::string& request_id = "") const;
+  Result<Response> AttestV1(const nlohmann::json& body, const std::string& request_id = "") const;
 
   const ClientConfig& config() const { return config_; }
 
@@ -115,6 +122,9 @@ class TrustAuthorityClient {
                       bool api_key) const;
   ClientConfig config_;
 };
+
+// The "message" of the service's {"code","message"} error body, else its first 200 bytes.
+std::string ServiceErrorMessage(const std::string& body);
 
 // The composite /appraisal/v2/attest body Intel's CLI `evidence` prints.
 nlohmann::json BuildEvidence(ByteSpan quote, const VerifierNonce* nonce,

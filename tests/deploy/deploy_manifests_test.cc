@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <set>
 #include <string>
@@ -20,6 +21,8 @@
 #include <vector>
 
 #include "common/openssl.h"
+#include "kbs/admin.h"
+#include "kbs/store.h"
 #include "fake_kube_api.h"
 #include "kubevirt/document.h"
 #include "replay/replay_store.h"
@@ -245,7 +248,7 @@ TEST(DeployManifests, OneImageOfThisVersionEverywhere) {
       EXPECT_EQ(c["image"].as<std::string>(), image) << w.doc->file;
       ++images;
     }
-  EXPECT_EQ(images, 4);
+  EXPECT_EQ(images, 5);
   for (auto& d : Docs())
     if (d.Kind() == "ConfigMap" && d.node["data"]["settings.yaml"]) {
       auto settings = YAML::Load(d.node["data"]["settings.yaml"].as<std::string>());
@@ -341,6 +344,79 @@ TEST(DeployManifests, ReplicatedServiceSharesReplayMemoryWithOnlyItsRedis) {
   EXPECT_FALSE(labels_match(rule["from"][0]["podSelector"]["matchLabels"], redis_labels));
   ASSERT_EQ(rule["ports"].size(), 1u);
   EXPECT_EQ(rule["ports"][0]["port"].as<int>(), parsed->port);
+}
+
+// deploy/kbs: the store is the keys Secret mounted read-only where --store points, and its example
+// entries, laid out as kubelet mounts a Secret, read as a read-only store: the policy parses, the
+// placeholder key is reported malformed (an unedited deploy releases nothing), and the placeholder
+// admin password is refused.
+TEST(DeployManifests, KeyBrokerServesItsSecretAsAReadOnlyStoreThatFailsClosed) {
+  const Doc& deployment = FindIn("kbs/kbs.yaml", "Deployment");
+  auto pod = deployment.node["spec"]["template"]["spec"];
+  auto container = pod["containers"][0];
+  std::map<std::string, std::string> flags;
+  for (auto& a : TdxvirtArgv(container))
+    flags[FlagName(a)] = a.find('=') == std::string::npos ? "" : a.substr(a.find('=') + 1);
+  ASSERT_TRUE(flags.count("--store"));
+  EXPECT_TRUE(flags.count("--store-read-only"));
+  EXPECT_FALSE(flags.count("--plain-http"));
+  std::string volume;
+  for (auto m : container["volumeMounts"])
+    if (m["mountPath"].as<std::string>() == flags["--store"]) {
+      volume = m["name"].as<std::string>();
+      EXPECT_TRUE(m["readOnly"].as<bool>(false));
+    }
+  ASSERT_FALSE(volume.empty()) << "--store is not a mount";
+  std::string secret_name;
+  for (auto v : pod["volumes"])
+    if (v["name"].as<std::string>() == volume) secret_name = v["secret"]["secretName"].as<std::string>("");
+  ASSERT_FALSE(secret_name.empty()) << "the store is not a Secret";
+  const Doc& secret = Find("Secret", secret_name);
+  EXPECT_EQ(secret.file, "kbs/kbs.yaml");
+  // Listen and Service on Intel's port.
+  EXPECT_EQ(flags["--listen"], "0.0.0.0:9443");
+  EXPECT_EQ(FindIn("kbs/kbs.yaml", "Service").node["spec"]["ports"][0]["port"].as<int>(), 9443);
+
+  TempDir tmp;
+  const std::string dir = tmp.File("kbs"), ts = "..2025_01_01_00_00_00.000000001";
+  fs::create_directories(dir + "/" + ts);
+  fs::create_directory_symlink(ts, dir + "/..data");
+  std::vector<std::string> keys, policies;
+  for (auto kv : secret.node["stringData"]) {
+    std::string name = kv.first.as<std::string>();
+    WriteFile(dir + "/" + ts + "/" + name, kv.second.as<std::string>());
+    fs::create_symlink("..data/" + name, dir + "/" + name);
+    std::string id = name.substr(name.find('-') + 1, 36);
+    (name.starts_with("key-") ? keys : policies).push_back(id);
+  }
+  ASSERT_EQ(keys.size(), 1u);
+  ASSERT_EQ(policies.size(), 1u);
+  auto store = kbs::OpenDirectoryKeyStore(dir);
+  ASSERT_TRUE(store.ok()) << store.error();
+  EXPECT_FALSE((*store)->writable());
+  kbs::KeyTransferPolicy policy;
+  auto got = (*store)->GetPolicy(policies[0], policy);
+  EXPECT_TRUE(got.ok()) << got.message;
+  EXPECT_FALSE(policy.attributes.allow_debug);
+  kbs::KeyRecord key;
+  auto placeholder = (*store)->GetKey(keys[0], key);
+  EXPECT_EQ(placeholder.error, kbs::StoreError::kInvalid);
+  EXPECT_NE(placeholder.message.find("key_information.key_data is not standard base64"), std::string::npos)
+      << placeholder.message;
+  // With a real key in its place the entry loads and names the example policy.
+  auto entry = nlohmann::json::parse(secret.node["stringData"]["key-" + keys[0] + ".json"].as<std::string>());
+  entry["key_information"]["key_data"] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  fs::remove(dir + "/" + ts + "/key-" + keys[0] + ".json");
+  WriteFile(dir + "/" + ts + "/key-" + keys[0] + ".json", entry.dump());
+  auto real = (*store)->GetKey(keys[0], key);
+  EXPECT_TRUE(real.ok()) << real.message;
+  EXPECT_EQ(key.transfer_policy_id, policies[0]);
+
+  ASSERT_TRUE(flags.count("--admin-credentials"));
+  const Doc& admin = Find("Secret", "kbs-admin");
+  auto creds = kbs::ParseAdminCredentials(admin.node["stringData"]["credentials.json"].as<std::string>());
+  ASSERT_FALSE(creds.ok());
+  EXPECT_NE(creds.error().find("password is shorter than 16 characters"), std::string::npos) << creds.error();
 }
 
 // What each workload's ServiceAccount may do through the API is what its code asks for: the
