@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   AddMeasureCommands(app, exit_code);
   AddEventlogCommands(app, exit_code);
   AddKbsCommands(app, exit_code);
+  AddKbsClientCommands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/provider_flags.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "guest/quote_provider.h"
@@ -180,11 +181,6 @@ struct ClientOptions {
   double timeout_s = 30;
 };
 
-struct ProviderFlags {
-  std::string provider = "auto", qgs, sim_dir, td, root_dir = "/", configfs_entry;
-  int quote_version = 4;
-};
-
 struct TokenFlags {
   ClientOptions client;
   ProviderFlags provider;
@@ -215,6 +211,8 @@ void AddClientFlags(CLI::App* cmd, ClientOptions& c) {
   cmd->add_option("--timeout", c.timeout_s, "seconds per HTTP request (default 30)");
 }
 
+}  // namespace
+
 void AddProviderFlags(CLI::App* cmd, ProviderFlags& p) {
   cmd->add_option("--provider", p.provider, "quote provider: auto, configfs, tdx-guest, qgs or sim")
       ->check(CLI::IsMember({"auto", "configfs", "tdx-guest", "qgs", "sim"}))
@@ -227,6 +225,8 @@ void AddProviderFlags(CLI::App* cmd, ProviderFlags& p) {
   cmd->add_option("--quote-version", p.quote_version, "simulator quote version, 4 or 5")
       ->check(CLI::IsMember({4, 5}));
 }
+
+namespace {
 
 void AddTokenFlags(CLI::App* cmd, TokenFlags& t) {
   AddClientFlags(cmd, t.client);
@@ -294,6 +294,8 @@ Result<service::TokenRequestOptions> TokenRequest(const TokenFlags& t) {
   return r;
 }
 
+}  // namespace
+
 Result<std::unique_ptr<guest::QuoteProvider>> MakeProvider(const ProviderFlags& p) {
   guest::ProviderOptions po;
   auto kind = guest::ParseProviderKind(p.provider);
@@ -310,6 +312,8 @@ Result<std::unique_ptr<guest::QuoteProvider>> MakeProvider(const ProviderFlags& 
   po.quote_version = p.quote_version;
   return guest::SelectQuoteProvider(po);
 }
+
+namespace {
 
 int RunEvidenceOrToken(const TokenFlags& t, bool token) {
   auto client = MakeClient(t.client);

@@ -33,12 +33,14 @@ struct TransferResult {
 };
 
 // Background-check mode; `event_log` is sent when not empty. Errors carry the broker's status and
-// its {"error"} text.
+// its {"error"} text ("key broker URL: HTTP 403: ..."). `broker_status` gets the status of the
+// broker's last answer, 0 when none arrived, so a caller tells a refusal (4xx) from a failure to
+// reach it. Answers are limited to 64 KiB and the whole exchange to `timeout` per request.
 Result<TransferResult> TransferWithEvidence(const KbsClientOptions& options, const std::string& key_id,
                                             guest::QuoteProvider& quotes, EVP_PKEY* td_key,
-                                            ByteSpan event_log = {});
+                                            ByteSpan event_log = {}, int* broker_status = nullptr);
 // Passport mode.
 Result<TransferResult> TransferWithToken(const KbsClientOptions& options, const std::string& key_id,
-                                         const std::string& token);
+                                         const std::string& token, int* broker_status = nullptr);
 
 }  // namespace tdxvirt::kbs

@@ -30,6 +30,11 @@
 #include "common/net.h"
 #include "common/openssl.h"
 #include "guest/quote_provider.h"
+#include "kbs/client.h"
+#include "kbs/policy.h"
+#include "kbs/server.h"
+#include "kbs/store.h"
+#include "kbs/wrap.h"
 #include "kube/kubevirt_version.h"
 #include "kubevirt/admission.h"
 #include "kubevirt/document.h"
@@ -138,6 +143,7 @@ class Quickstart {
   void StepAttest();
   void StepRefuse();
   void StepMeasuredBoot();
+  void StepKeyBroker();
   void StopAll();
   void PrintReport(std::ostream& out, bool ok);
 
@@ -146,6 +152,10 @@ class Quickstart {
   // collects evidence for a fresh nonce (nothing sent yet).
   Result<nlohmann::json> EvidenceFor(const simulator::TdDomain& domain, const std::string& name,
                                      const Ask& ask = {});
+  // The quote provider of a TD booted from `domain` (its config written to `name`.json): the QGS
+  // on the host's socket quotes the TD's reports.
+  Result<std::unique_ptr<guest::QuoteProvider>> ProviderFor(const simulator::TdDomain& domain,
+                                                            const std::string& name);
   // EvidenceFor, then the attest request: the token.
   Result<std::string> TokenFor(const simulator::TdDomain& domain, const std::string& name,
                                nlohmann::json* evidence_out = nullptr, const Ask& ask = {});
@@ -190,6 +200,8 @@ class Quickstart {
   std::string domain_xml_;
   // Step 5
   simulator::TdDomain td_domain_;
+  // Step 8
+  std::unique_ptr<kbs::KbsServer> kbs_;
 };
 
 int Quickstart::Run(std::ostream& out) {
@@ -239,6 +251,8 @@ int Quickstart::Run(std::ostream& out) {
       {"refuse", "refuse a debug TD, a wrong MRCONFIGID and a tampered quote", &Quickstart::StepRefuse},
       {"measured-boot", "pin the kernel and command line; refuse another command line",
        &Quickstart::StepMeasuredBoot},
+      {"key-broker", "release the TD's disk key through the key broker; refuse another MRCONFIGID",
+       &Quickstart::StepKeyBroker},
   };
   const int total = int(std::size(steps));
   bool ok = true;
@@ -287,6 +301,7 @@ int Quickstart::Run(std::ostream& out) {
 
 void Quickstart::StopAll() {
   // Reverse order of start: clients of a server stop before it.
+  if (kbs_) kbs_->Stop();
   if (plugin_) plugin_->Stop();
   if (kubelet_) kubelet_->Stop();
   if (service_) service_->Stop();
@@ -585,12 +600,22 @@ service::TrustAuthorityClient Quickstart::Client() const {
   return Must(service::TrustAuthorityClient::Create(c), "client");
 }
 
-Result<nlohmann::json> Quickstart::EvidenceFor(const simulator::TdDomain& domain, const std::string& name,
-                                               const Ask& ask) {
+Result<std::unique_ptr<guest::QuoteProvider>> Quickstart::ProviderFor(const simulator::TdDomain& domain,
+                                                                      const std::string& name) {
   auto config = simulator::TdConfigForDomain(domain, firmware_);
   if (!config.ok()) return Error{config.error()};
   fs::path td_json = dir_ / (name + ".json");
   WriteText(td_json, simulator::TdConfigToJson(*config).dump(2) + "\n");
+  guest::ProviderOptions po;
+  po.kind = guest::ProviderKind::kQgs;
+  po.qgs_address = "unix:" + qgs_socket_.string();
+  po.sim_dir = (dir_ / "sim").string();
+  po.td_config_path = td_json.string();
+  return guest::SelectQuoteProvider(po);
+}
+
+Result<nlohmann::json> Quickstart::EvidenceFor(const simulator::TdDomain& domain, const std::string& name,
+                                               const Ask& ask) {
   fs::path acpi = dir_ / (name + "-acpi");
   if (ask.ccel) {
     // The firmware's log, where the TD's kernel shows it: /sys/firmware/acpi/tables/{CCEL,data/CCEL}.
@@ -609,12 +634,7 @@ Result<nlohmann::json> Quickstart::EvidenceFor(const simulator::TdDomain& domain
   auto der = service::PublicKeyDerFromPem(pair->public_pem);
   if (!der.ok()) return Error{der.error()};
 
-  guest::ProviderOptions po;
-  po.kind = guest::ProviderKind::kQgs;
-  po.qgs_address = "unix:" + qgs_socket_.string();
-  po.sim_dir = (dir_ / "sim").string();
-  po.td_config_path = td_json.string();
-  auto provider = guest::SelectQuoteProvider(po);
+  auto provider = ProviderFor(domain, name);
   if (!provider.ok()) return Error{provider.error()};
 
   service::TokenRequestOptions to;
@@ -806,6 +826,99 @@ void Quickstart::StepMeasuredBoot() {
                                            {"reason", refused.error()}}}};
 }
 
+// ---- 8. key broker -----------------------------------------------------------------------------
+
+void Quickstart::StepKeyBroker() {
+  // The owner's key store: a disk key and the policy it is released under, this firmware's MRTD
+  // and the VM's MRCONFIGID (Intel's model plus tdxvirt's mrconfigid), TCB up to date, no debug.
+  fs::path kdir = dir_ / "kbs";
+  fs::path store_dir = kdir / "store";
+  fs::create_directories(store_dir);
+  fs::permissions(store_dir, fs::perms::owner_all, fs::perm_options::replace);
+  std::string mrconfigid = ToHex(td_domain_.mr_config_id);
+  std::string policy_id = service::RandomUuid();
+  nlohmann::json policy_json = {
+      {"id", policy_id},
+      {"attestation_type", "TDX"},
+      {"tdx",
+       {{"attributes", {{"mrtd", {ToHex(mrtd_)}}, {"mrconfigid", {mrconfigid}}, {"enforce_tcb_upto_date", true}}}}}};
+  auto policy = Must(kbs::ParseKeyTransferPolicy(policy_json.dump()), "key transfer policy");
+  auto store = Must(kbs::OpenDirectoryKeyStore(store_dir.string()), "key store");
+  auto put = store->PutPolicy(policy);
+  Check(put.ok(), "store the key transfer policy: " + put.message);
+  auto key = Must(kbs::NewKeyFromRequest(
+                      nlohmann::json{{"key_information", {{"algorithm", "AES"}, {"key_length", 256}}},
+                                     {"transfer_policy_id", policy_id}}
+                          .dump(),
+                      std::time(nullptr)),
+                  "disk key");
+  std::string stored_fingerprint = ToHex(ossl::Sha256(key.key_data));
+  put = store->PutKey(key);
+  OPENSSL_cleanse(key.key_data.data(), key.key_data.size());
+  Check(put.ok(), "store the disk key: " + put.message);
+
+  // The broker, over HTTPS on loopback, in background-check mode against the attestation service:
+  // tokens checked as Intel's clients check them (JWKS, x5c chain, CRLs).
+  fs::path sdir = dir_ / "service";
+  kbs::KbsOptions ko;
+  ko.tls_cert_path = (sdir / "tls-cert.pem").string();
+  ko.tls_key_path = (sdir / "tls-key.pem").string();
+  ko.store_dir = store_dir.string();
+  ko.trust_authority.trustauthority_url = service_->base_url();
+  ko.trust_authority.trustauthority_api_url = service_->base_url();
+  ko.trust_authority.trustauthority_api_key = api_key_;
+  ko.trust_authority.ca_file = (sdir / "tls-ca.pem").string();
+  ko.token_issuer = issuer_;
+  ko.limits.workers = 2;
+  ko.log = logs_->For("key-broker");
+  kbs_ = Must(kbs::KbsServer::Create(std::move(ko)), "key broker");
+  Must(kbs_->Start(), "start key broker");
+
+  // Inside the TD, as `tdxvirt attest secret`: an RSA-3072 key made and kept in the TD, the
+  // broker's nonce bound with it into a quote, the disk key wrapped to it and unwrapped here.
+  kbs::KbsClientOptions co;
+  co.url = kbs_->base_url();
+  co.ca_file = (sdir / "tls-ca.pem").string();
+  ossl::PkeyPtr td_key(EVP_RSA_gen(3072));
+  Check(bool(td_key), "TD key: " + ossl::LastError());
+  auto provider = Must(ProviderFor(td_domain_, "td-kbs"), "quote provider");
+  int status = 0;
+  auto released = Must(kbs::TransferWithEvidence(co, key.id, *provider, td_key.get(), {}, &status),
+                       "the key broker did not release the disk key");
+  WriteText(kdir / "transfer-response.json", released.response.dump(2) + "\n");
+  auto secret = Must(kbs::UnwrapSecret(released.wrapped, td_key.get()), "unwrap the disk key");
+  std::string fingerprint = ToHex(ossl::Sha256(secret));
+  size_t key_bytes = secret.size();
+  OPENSSL_cleanse(secret.data(), secret.size());
+  Check(fingerprint == stored_fingerprint, "the TD unwrapped a key other than the stored one");
+
+  // The same TD launched with another MRCONFIGID: its quote is genuine and the attestation service
+  // issues a token, but the broker's policy refuses it.
+  auto other = td_domain_;
+  other.mr_config_id = ossl::Sha384(AsBytes("someone else's configuration"));
+  auto other_provider = Must(ProviderFor(other, "td-kbs-other-mrconfigid"), "quote provider");
+  ossl::PkeyPtr other_key(EVP_RSA_gen(3072));
+  Check(bool(other_key), "TD key: " + ossl::LastError());
+  int refused_status = 0;
+  auto refused = kbs::TransferWithEvidence(co, key.id, *other_provider, other_key.get(), {}, &refused_status);
+  Check(!refused.ok(), "a TD with another MRCONFIGID got the disk key");
+  Check(refused_status == 403 && refused.error().find("mrconfigid: the TD has " + ToHex(other.mr_config_id)) !=
+                                     std::string::npos,
+        "the refusal of another MRCONFIGID is not a 403 naming mrconfigid: " + refused.error());
+
+  report_["key_broker"] = {{"url", kbs_->base_url()},
+                           {"store", store_dir.string()},
+                           {"key_id", key.id},
+                           {"policy_id", policy_id},
+                           {"pinned", {{"mrtd", ToHex(mrtd_)}, {"mrconfigid", mrconfigid}}},
+                           {"mode", "background-check"},
+                           {"released", {{"status", status}, {"bytes", key_bytes}, {"sha256", fingerprint}}},
+                           {"response", (kdir / "transfer-response.json").string()},
+                           {"refused", {{"case", "another MRCONFIGID"},
+                                        {"status", refused_status},
+                                        {"reason", refused.error()}}}};
+}
+
 // ---- report ------------------------------------------------------------------------------------
 
 void Quickstart::PrintReport(std::ostream& out, bool ok) {
@@ -873,6 +986,15 @@ void Quickstart::PrintReport(std::ostream& out, bool ok) {
         << "... (event " << claim["cmdline"].value("event", 0) << ")\n"
         << "  refused          " << str(m["refused"]["case"]) << ": "
         << str(m["refused"]["reason"]).substr(0, 200) << "\n";
+  }
+  if (report_.contains("key_broker")) {
+    const auto& k = report_["key_broker"];
+    std::string reason = str(k["refused"]["reason"]);
+    if (size_t at = reason.find("HTTP 403: "); at != std::string::npos) reason = reason.substr(at + 10);
+    out << "  key broker       disk key " << str(k["key_id"]) << " released to the TD (" << str(k["mode"])
+        << "), sha256 " << str(k["released"]["sha256"]).substr(0, 32) << "...\n"
+        << "  refused          " << str(k["refused"]["case"]) << " (key broker, HTTP "
+        << str(k["refused"]["status"]) << "): " << reason.substr(0, 200) << "\n";
   }
   out << "  artefacts        " << dir_.string()
       << " (domain.xml, quote.bin, token.jwt, report.json, logs/)\n";

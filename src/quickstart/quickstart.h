@@ -12,6 +12,9 @@
 //   5 attest     the TD booted from that XML: key pair, quote through the QGS, token; the relying
 //                party verifies the token and the values the owner expects
 //   6 refuse     a debug TD and a TD with the wrong MRCONFIGID are refused, and why
+//   7 measured-boot  the kernel and command line pinned; another command line refused
+//   8 key-broker the key broker (serve kbs) releases the TD's disk key, wrapped to a key made in
+//                the TD, under a policy pinning MRTD and MRCONFIGID; another MRCONFIGID gets 403
 #pragma once
 
 #include <iosfwd>

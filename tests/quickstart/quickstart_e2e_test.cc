@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/base64.h"
 #include "common/file.h"
 #include "common/hex.h"
 #include "common/openssl.h"
@@ -80,10 +81,10 @@ TEST_F(QuickstartE2E, EveryStepPasses) {
     EXPECT_EQ(s["ok"], true) << s.dump();
   }
   EXPECT_EQ(names, (std::vector<std::string>{"platform", "admission", "placement", "domain", "attest", "refuse",
-                                             "measured-boot"}));
+                                             "measured-boot", "key-broker"}));
   // One progress line per step on stderr.
-  for (int i = 1; i <= 7; ++i)
-    EXPECT_NE(result_->err.find("[" + std::to_string(i) + "/7]"), std::string::npos) << result_->err;
+  for (int i = 1; i <= 8; ++i)
+    EXPECT_NE(result_->err.find("[" + std::to_string(i) + "/8]"), std::string::npos) << result_->err;
 }
 
 // The default release, KubeVirt 1.8: upstream selects TDX nodes; tdxvirt adds the key and hook.
@@ -236,6 +237,50 @@ TEST_F(QuickstartE2E, MeasuredBootPinsKernelAndCommandLineAndRefusesAnother) {
   EXPECT_NE(reason.find(", the digest of none of the allowed command lines"), std::string::npos) << reason;
 }
 
+// The key broker: the disk key in the store went to the TD (wrapped to a key made in the TD; the
+// report has only its SHA-256), and a TD with another MRCONFIGID was refused 403 naming it.
+TEST_F(QuickstartE2E, TheKeyBrokerReleasesTheDiskKeyOnlyToThePinnedConfiguration) {
+  ASSERT_EQ(result_->exit_code, 0);
+  const auto& k = (*report_)["key_broker"];
+  ASSERT_TRUE(k.is_object()) << report_->dump();
+  std::string key_id = k["key_id"];
+  // The stored key file: its key_data's SHA-256 is what the TD unwrapped.
+  auto stored = nlohmann::json::parse(Slurp(Run("kbs/store/key-" + key_id + ".json")), nullptr, false);
+  ASSERT_TRUE(stored.is_object());
+  struct stat st {};
+  ASSERT_EQ(stat(Run("kbs/store/key-" + key_id + ".json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto key_data = Base64Decode(stored["key_information"]["key_data"].get<std::string>(), "key_data");
+  ASSERT_TRUE(key_data.ok());
+  EXPECT_EQ(key_data->size(), 32u);
+  EXPECT_EQ(k["released"]["sha256"], ToHex(ossl::Sha256(*key_data)));
+  EXPECT_EQ(k["released"]["status"], 200);
+  EXPECT_EQ(k["released"]["bytes"], 32);
+  EXPECT_EQ(k["mode"], "background-check");
+  // The policy pins the run's MRTD and the VM's MRCONFIGID.
+  EXPECT_EQ(k["pinned"]["mrtd"], (*report_)["attest"]["mrtd"]);
+  EXPECT_EQ(k["pinned"]["mrconfigid"], (*report_)["attest"]["mrconfigid"]);
+  // The saved answer holds the key only wrapped.
+  std::string response = Slurp(Run("kbs/transfer-response.json"));
+  EXPECT_NE(response.find("\"wrapped_swk\""), std::string::npos);
+  EXPECT_EQ(response.find(stored["key_information"]["key_data"].get<std::string>()), std::string::npos);
+  // Another MRCONFIGID: 403, the policy's reason naming it.
+  EXPECT_EQ(k["refused"]["status"], 403);
+  std::string other = ToHex(ossl::Sha384(AsBytes("someone else's configuration")));
+  EXPECT_EQ(k["refused"]["reason"],
+            "key broker " + k["url"].get<std::string>() + "/kbs/v1/keys/" + key_id +
+                "/transfer: HTTP 403: Token claims validation against key-transfer-policy failed: mrconfigid: "
+                "the TD has " + other + ", the policy allows [" + k["pinned"]["mrconfigid"].get<std::string>() + "]");
+  // Nothing of the key in the logs.
+  namespace fs = std::filesystem;
+  std::string key_hex = ToHex(*key_data);
+  for (const auto& e : fs::directory_iterator(Run("logs"))) {
+    std::string log = Slurp(e.path().string());
+    EXPECT_EQ(log.find(key_hex), std::string::npos) << e.path();
+    EXPECT_EQ(log.find(stored["key_information"]["key_data"].get<std::string>()), std::string::npos) << e.path();
+  }
+}
+
 TEST_F(QuickstartE2E, SecretsAre0600AndEveryServerStopped) {
   ASSERT_EQ(result_->exit_code, 0);
   for (const char* f : {"service/token-pki/token-signing.key", "service/token-pki/signing-ca.key",
@@ -289,7 +334,7 @@ TEST(QuickstartErrors, InterruptStopsEveryServer) {
   bool sent = false;
   for (ssize_t n; (n = read(err_pipe[0], buf, sizeof buf)) > 0;) {
     err.append(buf, size_t(n));
-    if (!sent && err.find("[2/7]") != std::string::npos) {
+    if (!sent && err.find("[2/8]") != std::string::npos) {
       kill(pid, SIGINT);
       sent = true;
     }
@@ -301,7 +346,7 @@ TEST(QuickstartErrors, InterruptStopsEveryServer) {
   ASSERT_TRUE(WIFEXITED(status)) << "killed by the signal instead of stopping cleanly";
   EXPECT_EQ(WEXITSTATUS(status), 1) << err;
   EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
-  EXPECT_EQ(err.find("[4/7]"), std::string::npos) << err;
+  EXPECT_EQ(err.find("[4/8]"), std::string::npos) << err;
   EXPECT_FALSE(std::filesystem::exists(dir.File("run/node/host/var/run/tdx-qgs/qgs.socket")));
 }
 
