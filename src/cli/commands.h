@@ -42,7 +42,7 @@ void AddQuickstartCommands(CLI::App& app, int& exit_code);  // quickstart
 void AddTokenPkiCommands(CLI::App& app, int& exit_code);    // token-pki init|rotate|revoke
 void AddMeasureCommands(CLI::App& app, int& exit_code);     // measure (reference values)
 void AddEventlogCommands(CLI::App& app, int& exit_code);    // eventlog inspect|replay
-void AddKbsCommands(CLI::App& app, int& exit_code);         // serve kbs, attest secret
+void AddKbsCommands(CLI::App& app, int& exit_code);         // serve kbs (key broker)
 void AddKbsClientCommands(CLI::App& app, int& exit_code);   // attest secret (key broker client)
 
 // The `serve` group of long-running services (`serve qgs`, ...): created by the first caller,
