@@ -152,9 +152,10 @@ TEST(PruneExamples, TdxSettingsVanishAsOnEachRelease) {
 
 TEST(PruneExamples, ProjectExamples) {
   int with_tdx = 0;
-  for (const auto& e :
-       std::filesystem::directory_iterator(std::string(TDXVIRT_SOURCE_DIR) + "/examples")) {
-    const std::string name = e.path().filename().string();
+  const std::filesystem::path root = std::string(TDXVIRT_SOURCE_DIR) + "/examples";
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (!e.is_regular_file() || e.path().extension() != ".yaml") continue;  // examples/luks has a unit
+    const std::string name = std::filesystem::relative(e.path(), root).string();
     auto doc = ParseDocument(RepoFile("examples/" + name), name);
     ASSERT_TRUE(doc.ok()) << doc.error();
     const std::string kind = StringField(*doc, "kind");
@@ -175,7 +176,7 @@ TEST(PruneExamples, ProjectExamples) {
     LaunchSecurity(m)["tdx"] = TdxSettings();
     for (const KubevirtVersion& v : KnownVersions()) ExpectTdxPruned(m, v, name + " +settings");
   }
-  EXPECT_EQ(with_tdx, 3);  // every project example asks with tdx: {} (and the 1.6 annotation)
+  EXPECT_EQ(with_tdx, 4);  // every project example asks with tdx: {} (and the 1.6 annotation); luks/ too
 }
 
 TEST(PruneExamples, EmptyTdxStaysFrom17) {
