@@ -1,6 +1,5 @@
 #include "kbs/client.h"
 
-#include <httplib.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 
 #include "common/base64.h"
 #include "service/appraisal.h"
+#include "service/client.h"
 
 namespace tdxvirt::kbs {
 
@@ -34,85 +34,42 @@ bool UuidShaped(const std::string& id) {
 }
 
 Result<Target> TransferTarget(const KbsClientOptions& o, const std::string& key_id) {
-  const std::string& url = o.url;
-  bool https = url.rfind("https://", 0) == 0;
-  bool http = url.rfind("http://", 0) == 0;
-  if (!https && !(http && o.allow_http))
-    return Error{"--kbs: \"" + url + "\" must be an https:// URL" +
-                 (http ? " (plain http only with --allow-http, for loopback tests)" : "")};
+  auto split = service::SplitHttpUrl(o.url, "--kbs", o.allow_http);
+  if (!split.ok()) return Error{split.error()};
   if (!UuidShaped(key_id))
     return Error{"--key-id: \"" + key_id + "\" is not a UUID (the broker's key ids are version-4 UUIDs, "
                  "e.g. 3fa85f64-5717-4562-b3fc-2c963f66afa6)"};
   if (o.timeout.count() <= 0) return Error{"--timeout must be positive"};
-  size_t host_start = url.find("://") + 3;
-  size_t slash = url.find('/', host_start);
-  Target t;
-  t.origin = url.substr(0, slash);
-  if (t.origin.size() == host_start) return Error{"--kbs: no host in \"" + url + "\""};
-  std::string prefix = slash == std::string::npos ? "" : url.substr(slash);
-  if (prefix.find_first_of("?#") != std::string::npos)
-    return Error{"--kbs: \"" + url + "\" has a query or fragment; give the broker's base URL"};
-  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  t.path = prefix + "/kbs/v1/keys/" + key_id + "/transfer";
-  return t;
+  if (split->prefix.find_first_of("?#") != std::string::npos)
+    return Error{"--kbs: \"" + o.url + "\" has a query or fragment; give the broker's base URL"};
+  return Target{split->origin, split->prefix + "/kbs/v1/keys/" + key_id + "/transfer"};
 }
 
-struct Answer {
-  int status = 0;
-  std::string body;
-};
+using Answer = service::HttpAnswer;
 
 // One POST to the transfer route. Headers as Intel's KBS requires them (transport/http/
 // key_transfer.go): Accept always, Content-Type with a body, Attestation-Type in evidence mode.
 Result<Answer> Post(const KbsClientOptions& o, const Target& t, const std::string& body,
                     const std::string& attestation_type) {
-  httplib::Client cli(t.origin);
-  if (!cli.is_valid()) return Error{"cannot make an HTTP client for " + t.origin};
-  cli.set_tcp_nodelay(true);
-  cli.set_connection_timeout(o.timeout.count(), 0);
-  cli.set_read_timeout(o.timeout.count(), 0);
-  cli.set_write_timeout(o.timeout.count(), 0);
-  if (t.origin.rfind("https://", 0) == 0) {
-    cli.enable_server_certificate_verification(true);
-    if (!o.ca_file.empty()) cli.set_ca_cert_path(o.ca_file.c_str());
-  }
-  httplib::Request req;
-  req.method = "POST";
-  req.path = t.path;
-  req.headers.emplace("Accept", "application/json");
-  if (!body.empty()) req.headers.emplace("Content-Type", "application/json");
-  if (!attestation_type.empty()) req.headers.emplace("Attestation-Type", attestation_type);
-  req.body = body;
-  std::string received;
-  bool too_large = false, too_slow = false;
-  // The read timeout bounds each wait; this bounds the whole answer (a trickling broker).
-  auto deadline = std::chrono::steady_clock::now() + o.timeout;
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-    if (received.size() + n > kMaxResponseBytes) {
-      too_large = true;
-      return false;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      too_slow = true;
-      return false;
-    }
-    received.append(data, n);
-    return true;
-  };
-  httplib::Response res;
-  httplib::Error err = httplib::Error::Success;
-  bool ok = cli.send(req, res, err);
-  std::string where = "key broker " + t.origin + t.path;
-  if (too_large)
-    return Error{where + ": response larger than " + std::to_string(kMaxResponseBytes) + " bytes"};
-  if (too_slow)
-    return Error{where + ": no complete answer within " + std::to_string(o.timeout.count()) + " s"};
-  if (!ok)
-    return Error{where + ": " + httplib::to_string(err) +
-                 (err == httplib::Error::SSLServerVerification
+  service::HttpExchange x;
+  x.origin = t.origin;
+  x.path = t.path;
+  x.method = "POST";
+  x.body = body;
+  x.headers.emplace_back("Accept", "application/json");
+  if (!body.empty()) x.headers.emplace_back("Content-Type", "application/json");
+  if (!attestation_type.empty()) x.headers.emplace_back("Attestation-Type", attestation_type);
+  x.limit = kMaxResponseBytes;
+  x.timeout = o.timeout;
+  x.ca_file = o.ca_file;
+  service::HttpFailure failure = service::HttpFailure::kNone;
+  auto a = service::SendBounded(x, &failure);
+  if (!a.ok())
+    return Error{"key broker " + a.error() +
+                 (failure == service::HttpFailure::kTls
                       ? " (the broker's TLS certificate is not trusted: give its CA with --ca-file)"
                       : "")};
-  return Answer{res.status, std::move(received)};
+  return a;
 }
 
 // "HTTP 403: <the broker's error>" — Intel's errors are {"error": "..."}.

@@ -19,14 +19,7 @@
 
 namespace tdxvirt::service {
 
-namespace {
-
-struct SplitUrl {
-  std::string origin;  // scheme://host[:port]
-  std::string prefix;  // path prefix without trailing '/'
-};
-
-Result<SplitUrl> Split(const std::string& url, const std::string& field, bool allow_http) {
+Result<HttpOrigin> SplitHttpUrl(const std::string& url, const std::string& field, bool allow_http) {
   bool https = url.rfind("https://", 0) == 0;
   bool http = url.rfind("http://", 0) == 0;
   if (!https && !(http && allow_http))
@@ -34,7 +27,7 @@ Result<SplitUrl> Split(const std::string& url, const std::string& field, bool al
                  (http ? " (plain http only with --allow-http, for loopback tests)" : "")};
   size_t host_start = url.find("://") + 3;
   size_t slash = url.find('/', host_start);
-  SplitUrl s;
+  HttpOrigin s;
   s.origin = url.substr(0, slash);
   if (s.origin.size() == host_start) return Error{field + ": no host in \"" + url + "\""};
   if (slash != std::string::npos) s.prefix = url.substr(slash);
@@ -42,26 +35,15 @@ Result<SplitUrl> Split(const std::string& url, const std::string& field, bool al
   return s;
 }
 
-struct Exchange {
-  std::string origin, path, method, body;
-  httplib::Headers headers;
-  size_t limit = 0;
-  std::chrono::seconds timeout{30};
-  std::string ca_file;
-};
-struct Answer {
-  int status = 0;
-  std::string body, request_id, trace_id;
-  int attempts = 0;
-};
-
-bool RetryableStatus(int status) { return status == 500 || status == 503 || status == 504; }
-
-// One HTTP exchange. `retryable` says whether a failure may be tried again.
-Result<Answer> SendOnce(const Exchange& x, bool* retryable, std::string* retry_after) {
-  *retryable = false;
+Result<HttpAnswer> SendBounded(const HttpExchange& x, HttpFailure* failure) {
+  HttpFailure ignored;
+  HttpFailure& f = failure ? *failure : ignored;
+  f = HttpFailure::kNone;
   httplib::Client cli(x.origin);
-  if (!cli.is_valid()) return Error{"cannot make an HTTP client for " + x.origin};
+  if (!cli.is_valid()) {
+    f = HttpFailure::kConnect;
+    return Error{"cannot make an HTTP client for " + x.origin};
+  }
   cli.set_tcp_nodelay(true);
   cli.set_connection_timeout(x.timeout.count(), 0);
   cli.set_read_timeout(x.timeout.count(), 0);
@@ -73,7 +55,7 @@ Result<Answer> SendOnce(const Exchange& x, bool* retryable, std::string* retry_a
   httplib::Request req;
   req.method = x.method;
   req.path = x.path;
-  req.headers = x.headers;
+  for (const auto& [k, v] : x.headers) req.headers.emplace(k, v);
   req.body = x.body;
   std::string received;
   bool too_large = false, too_slow = false;
@@ -94,23 +76,66 @@ Result<Answer> SendOnce(const Exchange& x, bool* retryable, std::string* retry_a
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
   bool ok = cli.send(req, res, err);
-  if (too_large)
-    return Error{x.origin + x.path + ": response larger than " + std::to_string(x.limit) + " bytes"};
-  if (too_slow)
-    return Error{x.origin + x.path + ": no complete answer within " + std::to_string(x.timeout.count()) + " s"};
+  if (too_large || too_slow) {
+    f = HttpFailure::kLimit;
+    return Error{x.origin + x.path + (too_large ? ": response larger than " + std::to_string(x.limit) + " bytes"
+                                                : ": no complete answer within " +
+                                                      std::to_string(x.timeout.count()) + " s")};
+  }
   if (!ok) {
-    // Not reaching the server at all, or a TLS verification failure, will not heal in seconds.
-    *retryable = err != httplib::Error::Connection && err != httplib::Error::SSLServerVerification &&
-                 err != httplib::Error::SSLLoadingCerts && err != httplib::Error::SSLConnection;
+    f = err == httplib::Error::Connection ? HttpFailure::kConnect
+        : err == httplib::Error::SSLServerVerification || err == httplib::Error::SSLLoadingCerts ||
+                err == httplib::Error::SSLConnection
+            ? HttpFailure::kTls
+            : HttpFailure::kOther;
     return Error{x.origin + x.path + ": " + httplib::to_string(err)};
   }
-  Answer a;
+  HttpAnswer a;
   a.status = res.status;
   a.body = std::move(received);
   a.request_id = res.get_header_value("request-id");
   a.trace_id = res.get_header_value("trace-id");
-  *retryable = RetryableStatus(res.status);
-  if (res.status == 503) *retry_after = res.get_header_value("Retry-After");
+  a.retry_after = res.get_header_value("Retry-After");
+  return a;
+}
+
+namespace {
+
+struct SplitUrl {
+  std::string origin;  // scheme://host[:port]
+  std::string prefix;  // path prefix without trailing '/'
+};
+
+Result<SplitUrl> Split(const std::string& url, const std::string& field, bool allow_http) {
+  auto o = SplitHttpUrl(url, field, allow_http);
+  if (!o.ok()) return Error{o.error()};
+  return SplitUrl{o->origin, o->prefix};
+}
+
+using Exchange = HttpExchange;
+struct Answer {
+  int status = 0;
+  std::string body, request_id, trace_id;
+  int attempts = 0;
+};
+
+bool RetryableStatus(int status) { return status == 500 || status == 503 || status == 504; }
+
+// One HTTP exchange. `retryable` says whether a failure may be tried again.
+Result<Answer> SendOnce(const Exchange& x, bool* retryable, std::string* retry_after) {
+  HttpFailure failure = HttpFailure::kNone;
+  auto r = SendBounded(x, &failure);
+  // Not reaching the server at all, a TLS failure, or an answer over its limits will not heal in
+  // seconds.
+  *retryable = !r.ok() && failure == HttpFailure::kOther;
+  if (!r.ok()) return Error{r.error()};
+  Answer a;
+  a.status = r->status;
+  a.body = std::move(r->body);
+  a.request_id = std::move(r->request_id);
+  a.trace_id = std::move(r->trace_id);
+  *retryable = RetryableStatus(a.status);
+  if (a.status == 503) *retry_after = r->retry_after;
   return a;
 }
 
@@ -263,11 +288,11 @@ Result<TrustAuthorityClient::Response> TrustAuthorityClient::Do(
   x.limit = limit;
   x.timeout = config_.timeout;
   x.ca_file = config_.ca_file;
-  x.headers.emplace("Accept", "application/json");
-  if (api_key) x.headers.emplace("x-api-key", config_.trustauthority_api_key);
-  if (!request_id.empty()) x.headers.emplace("request-id", request_id);
+  x.headers.emplace_back("Accept", "application/json");
+  if (api_key) x.headers.emplace_back("x-api-key", config_.trustauthority_api_key);
+  if (!request_id.empty()) x.headers.emplace_back("request-id", request_id);
   if (method == "POST") {
-    x.headers.emplace("Content-Type", "application/json");
+    x.headers.emplace_back("Content-Type", "application/json");
     x.body = body;
   }
   auto a = SendWithRetries(x, config_.retry);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,32 @@
 #include "service/token_chain.h"
 
 namespace tdxvirt::service {
+
+// One HTTP(S) request the way every tdxvirt client sends it (cpp-httplib underneath): connect,
+// read and write timeouts; TLS verified against ca_file or the system CAs; and an answer bounded
+// while it arrives (at most `limit` bytes, complete within `timeout`), so a hostile server can hold
+// neither memory nor the caller.
+struct HttpExchange {
+  std::string origin, path, method, body;  // origin: scheme://host[:port]
+  std::vector<std::pair<std::string, std::string>> headers;
+  size_t limit = 0;
+  std::chrono::seconds timeout{30};
+  std::string ca_file;
+};
+struct HttpAnswer {
+  int status = 0;
+  std::string body, request_id, trace_id, retry_after;
+};
+// Why no answer came: it matters for retries (only kOther may heal in seconds) and for hints.
+enum class HttpFailure { kNone, kConnect, kTls, kLimit, kOther };
+Result<HttpAnswer> SendBounded(const HttpExchange& exchange, HttpFailure* failure = nullptr);
+
+// An http(s) base URL split into origin and path prefix (no trailing '/'); plain http only with
+// allow_http. `field` names the URL in errors ("--kbs", "trustauthority_url").
+struct HttpOrigin {
+  std::string origin, prefix;
+};
+Result<HttpOrigin> SplitHttpUrl(const std::string& url, const std::string& field, bool allow_http);
 
 // Retries as Intel's Go connector (go-retryablehttp with its policy): 500, 503 and 504 answers and
 // transport failures other than "cannot connect" are tried again, 1 + max_retries attempts in all,
