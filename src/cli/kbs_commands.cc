@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/daemon_flags.h"
 #include "common/file.h"
 #include "kbs/server.h"
 
@@ -32,10 +33,7 @@ struct ServeKbsFlags {
   bool no_crl = false;
   int64_t jwks_cache = 300, leeway = 0;
   size_t max_body_size = 1 << 20;
-  int threads = 4;
-  size_t max_connections = 1024, max_connections_per_source = 128;
-  double header_timeout_s = 10;
-  std::string port_file;
+  HttpDaemonFlags http;
 };
 
 // The first line that is neither empty nor a # comment, trimmed: the Trust Authority API key.
@@ -85,33 +83,14 @@ int RunServeKbs(const ServeKbsFlags& f) {
   o.leeway_seconds = f.leeway;
   o.replay_store_url = f.replay_store;
   o.max_body_size = f.max_body_size;
-  if (f.threads < 1 || f.threads > 256) return InputError("--threads must be 1..256");
-  o.limits.workers = f.threads;
-  if (f.max_connections < 1 || f.max_connections_per_source < 1 ||
-      f.max_connections_per_source > f.max_connections)
-    return InputError("--max-connections-per-source must be 1..--max-connections");
-  o.limits.max_connections = f.max_connections;
-  o.limits.max_connections_per_source = f.max_connections_per_source;
-  if (!(f.header_timeout_s >= 0.1 && f.header_timeout_s <= 600))
-    return InputError("--header-timeout must be 0.1..600 seconds");
-  o.limits.header_timeout = std::chrono::milliseconds(int64_t(f.header_timeout_s * 1000));
+  if (Status st = ApplyHttpDaemonFlags(f.http, o.limits); !st.ok()) return InputError(st.error());
 
   sigset_t stop_signals = BlockStopSignals();
   auto server = kbs::KbsServer::Create(std::move(o));
   if (!server.ok()) return InputError(server.error());
   auto port = (*server)->Start();
   if (!port.ok()) return InputError(port.error());
-  if (!f.port_file.empty()) {
-    std::string text = std::to_string(*port) + "\n";
-    if (Status s = WriteFileAtomic(f.port_file, AsBytes(text)); !s.ok()) {
-      (*server)->Stop();
-      return InputError("--port-file: " + s.error());
-    }
-  }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  (*server)->Stop();
-  return kExitOk;
+  return ServeUntilSignal(stop_signals, *port, f.http.port_file, [&] { (*server)->Stop(); });
 }
 
 void AddServeKbs(CLI::App& app, int& exit_code) {
@@ -152,15 +131,7 @@ void AddServeKbs(CLI::App& app, int& exit_code) {
   s->add_option("--replay-store", f->replay_store,
                 "used passport tokens shared by replicas: redis://[:PASSWORD@]HOST:PORT[/DB] (default: memory)");
   s->add_option("--max-body-size", f->max_body_size, "largest transfer body, bytes")->capture_default_str();
-  s->add_option("--threads", f->threads, "handler threads")->capture_default_str();
-  s->add_option("--max-connections", f->max_connections, "open connections at once; 503 beyond")
-      ->capture_default_str();
-  s->add_option("--max-connections-per-source", f->max_connections_per_source,
-                "open connections per client address; 503 beyond")
-      ->capture_default_str();
-  s->add_option("--header-timeout", f->header_timeout_s, "seconds for TLS handshake + request header")
-      ->capture_default_str();
-  s->add_option("--port-file", f->port_file, "write the bound port here once listening");
+  AddHttpDaemonFlags(s, f->http);
   s->callback([&exit_code, f] { exit_code = RunServeKbs(*f); });
 }
 

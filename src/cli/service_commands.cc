@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/daemon_flags.h"
 #include "cli/provider_flags.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -47,10 +48,7 @@ struct ServeOptions {
   std::string jku;
   bool require_nonce = false, no_crl = false;
   size_t max_body_size = 1 << 20;
-  int threads = 4;
-  size_t max_connections = 1024, max_connections_per_source = 128;
-  double header_timeout_s = 10;
-  std::string port_file;
+  HttpDaemonFlags http;
   std::string replay_store;
   std::string rate_limit;
 };
@@ -132,16 +130,7 @@ int RunServe(const ServeOptions& o) {
     if (!rl.ok()) return InputError(rl.error());
     so.rate_limit = *rl;
   }
-  if (o.threads < 1 || o.threads > 256) return InputError("--threads must be 1..256");
-  so.limits.workers = o.threads;
-  if (o.max_connections < 1 || o.max_connections_per_source < 1 ||
-      o.max_connections_per_source > o.max_connections)
-    return InputError("--max-connections-per-source must be 1..--max-connections");
-  so.limits.max_connections = o.max_connections;
-  so.limits.max_connections_per_source = o.max_connections_per_source;
-  if (!(o.header_timeout_s >= 0.1 && o.header_timeout_s <= 600))
-    return InputError("--header-timeout must be 0.1..600 seconds");
-  so.limits.header_timeout = std::chrono::milliseconds(int64_t(o.header_timeout_s * 1000));
+  if (Status st = ApplyHttpDaemonFlags(o.http, so.limits); !st.ok()) return InputError(st.error());
   if (!o.replay_store.empty()) {
     auto store = replay::OpenReplayStore(o.replay_store, so.appraisal.max_replay_entries);
     if (!store.ok()) return InputError("--replay-store: " + store.error());
@@ -159,17 +148,7 @@ int RunServe(const ServeOptions& o) {
   if ((*server)->signing_key().kid().empty()) return InputError("signing key has no kid");
   auto port = (*server)->Start();
   if (!port.ok()) return InputError(port.error());
-  if (!o.port_file.empty()) {
-    std::string text = std::to_string(*port) + "\n";
-    if (Status s = WriteFileAtomic(o.port_file, AsBytes(text)); !s.ok()) {
-      (*server)->Stop();
-      return InputError("--port-file: " + s.error());
-    }
-  }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  (*server)->Stop();
-  return kExitOk;
+  return ServeUntilSignal(stop_signals, *port, o.http.port_file, [&] { (*server)->Stop(); });
 }
 
 // ---- the client steps ----
@@ -525,19 +504,9 @@ void AddServiceCommands(CLI::App& app, int& exit_code) {
   s->add_flag("--require-nonce", so->require_nonce, "refuse attest requests without verifier_nonce");
   s->add_flag("--no-crl", so->no_crl, "skip CRL checks in quote verification");
   s->add_option("--max-body-size", so->max_body_size, "largest attest body, bytes")->capture_default_str();
-  s->add_option("--threads", so->threads, "handler threads (connections never hold one)")
-      ->capture_default_str();
-  s->add_option("--max-connections", so->max_connections, "open connections at once; 503 beyond")
-      ->capture_default_str();
-  s->add_option("--max-connections-per-source", so->max_connections_per_source,
-                "open connections per client address; 503 beyond")
-      ->capture_default_str();
-  s->add_option("--header-timeout", so->header_timeout_s,
-                "seconds for TLS handshake + request header; also the keep-alive idle time")
-      ->capture_default_str();
+  AddHttpDaemonFlags(s, so->http);
   s->add_option("--rate-limit", so->rate_limit,
                 "REQUESTS/SECONDS per API key, e.g. 1000/300; 429 with Retry-After beyond (default: none)");
-  s->add_option("--port-file", so->port_file, "write the bound port here once listening");
   s->add_option("--replay-store", so->replay_store,
                 "used-nonce memory shared by replicas: redis://[:PASSWORD@]HOST:PORT[/DB] "
                 "(default: in this process)");
