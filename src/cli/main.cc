@@ -98,12 +98,14 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("tdxvirt ") + TDXVIRT_VERSION);
   int exit_code = kExitOk;
   AddQuoteCommands(app, exit_code);
+#ifndef TDXVIRT_LIGHT  // commands of tdxvirt-daemon only (src/CMakeLists.txt)
   AddCollateralCommands(app, exit_code);
+#endif
   AddQgsCommands(app, exit_code);
   AddSimCommands(app, exit_code);
   AddAttestCommands(app, exit_code);
-  AddServiceCommands(app, exit_code);
 #ifndef TDXVIRT_LIGHT
+  AddServiceCommands(app, exit_code);
   AddKubevirtCommands(app, exit_code);
   AddNodeCommands(app, exit_code);
   AddQuickstartCommands(app, exit_code);
@@ -111,14 +113,23 @@ int main(int argc, char** argv) {
   AddTokenPkiCommands(app, exit_code);
   AddMeasureCommands(app, exit_code);
   AddEventlogCommands(app, exit_code);
+#ifndef TDXVIRT_LIGHT
   AddKbsCommands(app, exit_code);
+#endif
   try {
 #ifdef TDXVIRT_LIGHT
-    // Commands registered here run here; `serve`, top-level help and the rest go to the daemon.
-    std::string_view first = argc < 2 ? "" : argv[1];
-    if (first == "serve" ||
-        app.get_subcommands([first](CLI::App* a) { return a->check_name(std::string(first)); }).empty())
-      ExecDaemon(argv);
+    // Leaf commands registered here run here. A group's help (`attest --help`, `--help`), a command
+    // only the daemon has (`serve hook`, `attest token`) and unknown words go to tdxvirt-daemon,
+    // whose full command tree answers them.
+    auto all = [](CLI::App*) { return true; };
+    CLI::App* at = &app;
+    for (int i = 1; i < argc && !at->get_subcommands(all).empty(); ++i) {
+      std::string word = argv[i];
+      auto next = at->get_subcommands([&word](CLI::App* a) { return a->check_name(word); });
+      if (next.empty()) ExecDaemon(argv);
+      at = next.front();
+    }
+    if (!at->get_subcommands(all).empty()) ExecDaemon(argv);
 #endif
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

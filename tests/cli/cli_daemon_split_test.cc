@@ -23,6 +23,15 @@ TEST(CliDaemonSplit, DaemonCommandsRunThroughTdxvirt) {
   auto qs = RunTdxvirt("quickstart --help");
   ASSERT_EQ(qs.exit_code, 0) << qs.err;
   EXPECT_NE(qs.out.find("quickstart [OPTIONS]"), std::string::npos) << qs.out;
+  // `attest token` (HTTP client) is only in tdxvirt-daemon, `attest quote` in both: the group's help
+  // lists both, and the daemon-only leaf runs (here up to its usage check).
+  auto attest = RunTdxvirt("attest --help");
+  ASSERT_EQ(attest.exit_code, 0) << attest.err;
+  for (const char* leaf : {"quote", "token", "verify", "create-key-pair"})
+    EXPECT_NE(attest.out.find("\n  " + std::string(leaf) + " "), std::string::npos) << leaf << "\n" << attest.out;
+  auto token = RunTdxvirt("attest token --help");
+  ASSERT_EQ(token.exit_code, 0) << token.err;
+  EXPECT_NE(token.out.find("--pub-path"), std::string::npos) << token.out;
   auto top = RunTdxvirt("--help");
   ASSERT_EQ(top.exit_code, 0) << top.err;
   for (const char* group : {"quote", "attest", "node", "admission", "render", "hook", "quickstart", "serve"})
