@@ -92,6 +92,7 @@ TEST_F(AttestQuoteCli, QgsProviderAgainstAServer) {
                 " --sim-dir " + SimDir(),
             "cd");
   EXPECT_EQ(j["provider"], "qgs");
+  server.Stop();  // joins the connection threads: a connection counts once its thread is done
   EXPECT_EQ(server.connections_served(), 2u);
 }
 

@@ -54,6 +54,9 @@ TEST_F(QgsProvider, UnixAndTcpQuotesVerify) {
     ASSERT_TRUE(quote.ok()) << qgs::ToString(address) << ": " << quote.error();
     ExpectVerifiedQuote(*quote, Nonce(0x31));
   }
+  // A connection counts once its thread has finished, which may be after the client has the reply:
+  // Stop() joins them all, so the count is final.
+  server_->Stop();
   EXPECT_EQ(server_->connections_served(), 2u);
 }
 

@@ -152,11 +152,16 @@ TEST(TokenPkiService, RevokedCertificatesAppearInTheServedCrls) {
   r = RunTdxvirt("token-pki revoke --dir " + p.pki_dir + " --cert " + p.pki_dir + "/previous-token-signing.crt");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");  // no longer the directory's current leaf (rotated), so no warning
-  // The server re-reads revocations.json every --policy-reload seconds and logs the re-signing.
+  // The server re-reads revocations.json every --policy-reload seconds and logs the re-signing,
+  // then the warning about its own signer (a second line: wait for both).
   std::string log;
-  for (int i = 0; i < 6000 && log.find("crls_resigned") == std::string::npos; ++i) {  // 60 s watchdog
+  auto both = [&] {
+    return log.find("crls_resigned") != std::string::npos &&
+           log.find("\"event\":\"token_signer_revoked\"") != std::string::npos;
+  };
+  for (int i = 0; i < 6000 && !both(); ++i) {  // 60 s watchdog
     log = tdxvirt::testing::ReadFileText(p.log_path);
-    if (log.find("crls_resigned") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!both()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_NE(log.find("crls_resigned"), std::string::npos) << log;
   // The running server still signs with that leaf (a rotation takes effect on restart): it says so.
