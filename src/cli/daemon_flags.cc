@@ -3,6 +3,8 @@
 #include "cli/commands.h"
 #include "common/file.h"
 
+#include <sstream>
+
 namespace tdxvirt::cli {
 
 void AddHttpDaemonFlags(CLI::App* s, HttpDaemonFlags& f) {
@@ -45,6 +47,23 @@ int ServeUntilSignal(sigset_t stop_signals, int port, const std::string& port_fi
   sigwait(&stop_signals, &sig);
   stop();
   return kExitOk;
+}
+
+Result<std::vector<std::string>> ReadApiKeys(const std::string& path) {
+  auto text = ReadFile(path, 1 << 20);
+  if (!text.ok()) return Error{"--api-key-file: " + text.error()};
+  std::vector<std::string> keys;
+  std::istringstream in{std::string(AsString(*text))};
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
+    size_t b = line.find_first_not_of(" \t");
+    if (b == std::string::npos || line[b] == '#') continue;
+    keys.push_back(line.substr(b));
+  }
+  if (keys.empty()) return Error{"--api-key-file: " + path + " holds no key (one per line)"};
+  return keys;
 }
 
 }  // namespace tdxvirt::cli

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "http/server.h"
@@ -29,5 +30,9 @@ Status ApplyHttpDaemonFlags(const HttpDaemonFlags& flags, http::Limits& limits);
 // BlockStopSignals), and calls `stop` either way. Returns the exit code.
 int ServeUntilSignal(sigset_t stop_signals, int port, const std::string& port_file,
                      const std::function<void()>& stop);
+
+// --api-key-file: one key per line; blank lines and # comments skipped, white space trimmed.
+// Errors start with "--api-key-file: ".
+Result<std::vector<std::string>> ReadApiKeys(const std::string& path);
 
 }  // namespace tdxvirt::cli

@@ -36,21 +36,6 @@ struct ServeKbsFlags {
   HttpDaemonFlags http;
 };
 
-// The first line that is neither empty nor a # comment, trimmed: the Trust Authority API key.
-Result<std::string> ReadApiKey(const std::string& path) {
-  auto text = ReadFile(path, 1 << 16);
-  if (!text.ok()) return Error{text.error()};
-  std::istringstream in{std::string(AsString(*text))};
-  std::string line;
-  while (std::getline(in, line)) {
-    size_t b = line.find_first_not_of(" \t\r");
-    if (b == std::string::npos || line[b] == '#') continue;
-    size_t e = line.find_last_not_of(" \t\r");
-    return line.substr(b, e - b + 1);
-  }
-  return Error{path + " holds no API key"};
-}
-
 int RunServeKbs(const ServeKbsFlags& f) {
   auto listen = ParseListen(f.listen);
   if (!listen.ok()) return InputError(listen.error());
@@ -66,9 +51,9 @@ int RunServeKbs(const ServeKbsFlags& f) {
   o.trust_authority.trustauthority_url = f.ta_url;
   o.trust_authority.trustauthority_api_url = f.ta_api_url;
   if (!f.ta_api_key_file.empty()) {
-    auto key = ReadApiKey(f.ta_api_key_file);
-    if (!key.ok()) return InputError("--api-key-file: " + key.error());
-    o.trust_authority.trustauthority_api_key = std::move(*key);
+    auto keys = ReadApiKeys(f.ta_api_key_file);  // the first key is the one sent
+    if (!keys.ok()) return InputError(keys.error());
+    o.trust_authority.trustauthority_api_key = std::move(keys->front());
   }
   o.trust_authority.ca_file = f.ca_file;
   o.trust_authority.allow_http = f.allow_http;

@@ -53,23 +53,6 @@ struct ServeOptions {
   std::string rate_limit;
 };
 
-Result<std::vector<std::string>> ReadApiKeys(const std::string& path) {
-  auto text = ReadFile(path, 1 << 20);
-  if (!text.ok()) return Error{"--api-key-file: " + text.error()};
-  std::vector<std::string> keys;
-  std::istringstream in{std::string(AsString(*text))};
-  std::string line;
-  while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
-      line.pop_back();
-    size_t b = line.find_first_not_of(" \t");
-    if (b == std::string::npos || line[b] == '#') continue;
-    keys.push_back(line.substr(b));
-  }
-  if (keys.empty()) return Error{"--api-key-file: " + path + " holds no key (one per line)"};
-  return keys;
-}
-
 int RunServe(const ServeOptions& o) {
   if (o.init_signing_key) {
     if (o.signing_key.empty() || o.signing_chain.empty())
